@@ -31,7 +31,7 @@ book: $(STAMP)
 # CI's build: every chapter executed from scratch (the cache does not notice changes to lmlab), zero warnings.
 book-strict: $(STAMP)
 	mkdir -p _build
-	sed 's/^\(  execute_notebooks:\).*/\1 force/' _config.yml > $(FORCED_CONFIG)
+	sed -e 's/^\(  execute_notebooks:\).*/\1 force/' -e 's#\(lmlab_site:\) book/_ext#\1 $(CURDIR)/book/_ext#' _config.yml > $(FORCED_CONFIG)
 	grep -q 'execute_notebooks: force' $(FORCED_CONFIG)
 	LMLAB_QUIET=1 $(BIN)/jupyter-book build . --config $(FORCED_CONFIG) --all -W -n --keep-going
 
