@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used, so `import lmlab` stays cheap for torch-free chapters
+    import torch
 
 
 def device(prefer: str | None = None) -> torch.device:
@@ -19,6 +20,8 @@ def device(prefer: str | None = None) -> torch.device:
     Raises:
         ValueError: ``prefer`` is not one of the allowed values, or ``"cuda"`` is asked for without a GPU.
     """
+    import torch
+
     choice = prefer if prefer is not None else os.environ.get("LMLAB_DEVICE") or None
     if choice is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -42,6 +45,9 @@ def seed_everything(seed: int) -> torch.Generator:
         TypeError: ``seed`` is not an int.
         ValueError: ``seed`` is outside [0, 2**32).
     """
+    import numpy as np
+    import torch
+
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if not 0 <= seed < 2**32:
