@@ -33,7 +33,7 @@ book-strict: $(STAMP)
 	mkdir -p _build
 	sed -e 's/^\(  execute_notebooks:\).*/\1 force/' -e 's#\(lmlab_site:\) book/_ext#\1 $(CURDIR)/book/_ext#' _config.yml > $(FORCED_CONFIG)
 	grep -q 'execute_notebooks: force' $(FORCED_CONFIG)
-	LMLAB_QUIET=1 $(BIN)/jupyter-book build . --config $(FORCED_CONFIG) --all -W -n --keep-going
+	LMLAB_QUIET=1 OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --config $(FORCED_CONFIG) --all -W -n --keep-going
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env -m "not site" tests book

@@ -44,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["LMLAB_BLOCK_NETWORK"] = "1"
     os.environ["LMLAB_QUIET"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # pytest-xdist runs two chapters at once on a 2-core machine: one thread per kernel avoids the
+    # oversubscription that makes small-tensor training many times slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     paths = [str(NETGUARD), str(ROOT / "code")]
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))

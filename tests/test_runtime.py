@@ -68,3 +68,10 @@ def test_import_lmlab_does_not_import_torch() -> None:
     code = "import sys, lmlab; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_submodules_are_reachable_from_the_package() -> None:
+    assert lmlab.model.TinyTransformer is not None
+    assert callable(lmlab.pretrained.load)
+    with pytest.raises(AttributeError, match="no attribute"):
+        lmlab.not_a_module  # noqa: B018

@@ -1,0 +1,224 @@
+"""Tests of lmlab.circuits: the factored SVD against torch.linalg.svd, the block identity of multi-head
+attention, the column-space property of a head's output, and clear errors for bad shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmlab import circuits as C
+
+
+def _low_rank_factors(m: int, k: int, n: int, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random W_O (m x k) and W_V (k x n) whose product has rank exactly min(rank, k, m, n)."""
+    g = torch.Generator().manual_seed(seed)
+    W_O = torch.randn(m, k, generator=g, dtype=torch.float64)
+    W_V = torch.randn(k, n, generator=g, dtype=torch.float64)
+    if rank < k:  # kill k - rank inner directions of W_O so the product loses rank
+        P = torch.linalg.qr(torch.randn(k, k, generator=g, dtype=torch.float64))[0][:, :rank]
+        W_O = W_O @ P @ P.T
+    return W_O, W_V
+
+
+SHAPES = [  # (d_model_out, d_head, d_model_in, rank)
+    (64, 8, 64, 8),
+    (64, 8, 64, 5),
+    (50, 12, 40, 12),
+    (30, 40, 20, 20),  # "head" wider than the output: rank limited by the outer dimensions
+    (7, 1, 9, 1),
+    (128, 16, 128, 3),
+]
+
+
+@pytest.mark.parametrize("m,k,n,rank", SHAPES)
+def test_factored_svd_matches_full_svd(m: int, k: int, n: int, rank: int) -> None:
+    W_O, W_V = _low_rank_factors(m, k, n, rank, seed=m + 7 * k + n + rank)
+    M = W_O @ W_V
+    fac = C.factored_svd(W_O, W_V)
+    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    r = int(torch.linalg.matrix_rank(M))
+    assert fac.rank == r == min(rank, m, n)
+    torch.testing.assert_close(fac.S, S[:r], rtol=1e-10, atol=1e-10)
+    # singular vectors are unique only up to sign/rotation within equal values: compare projectors
+    torch.testing.assert_close(fac.U @ fac.U.T, U[:, :r] @ U[:, :r].T, rtol=0, atol=1e-9)
+    torch.testing.assert_close(fac.V @ fac.V.T, Vh[:r].T @ Vh[:r], rtol=0, atol=1e-9)
+    # orthonormal columns, reconstruction, and the Vh alias
+    torch.testing.assert_close(fac.U.T @ fac.U, torch.eye(r, dtype=M.dtype), rtol=0, atol=1e-12)
+    torch.testing.assert_close(fac.V.T @ fac.V, torch.eye(r, dtype=M.dtype), rtol=0, atol=1e-12)
+    torch.testing.assert_close(fac.matrix(), M, rtol=0, atol=1e-10 * float(S[0]))
+    assert torch.equal(fac.Vh, fac.V.T)
+    # the same decomposition through full_svd
+    ref = C.full_svd(M)
+    assert ref.rank == r
+    torch.testing.assert_close(ref.S, fac.S, rtol=1e-10, atol=1e-10)
+
+
+def test_factored_svd_float32_and_rank_tol() -> None:
+    W_O, W_V = _low_rank_factors(96, 16, 96, 16, seed=3)
+    W_O, W_V = W_O.float(), W_V.float()
+    fac = C.factored_svd(W_O, W_V)
+    S = torch.linalg.svdvals((W_O @ W_V).double())[:16]
+    torch.testing.assert_close(fac.S.double(), S, rtol=1e-4, atol=1e-4)
+    # a loose tolerance truncates: only values above tol * S[0] survive
+    tol = float(fac.S[3] / fac.S[0]) * 0.999
+    assert C.factored_svd(W_O, W_V, rank_tol=tol).rank == 4
+    with pytest.raises(ValueError, match="rank_tol"):
+        C.factored_svd(W_O, W_V, rank_tol=1.5)
+
+
+def test_W_QK_W_OV_definitions() -> None:
+    g = torch.Generator().manual_seed(0)
+    W_Q, W_K, W_V = (torch.randn(4, 10, generator=g, dtype=torch.float64) for _ in range(3))
+    W_O = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    X = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    # S_ij = (W_Q X_i)^T (W_K X_j) = X_i^T W_QK X_j
+    S = C.attention_scores(C.W_QK(W_Q, W_K), X)
+    torch.testing.assert_close(S, (W_Q @ X).T @ (W_K @ X))
+    assert torch.linalg.matrix_rank(C.W_OV(W_O, W_V)) <= 4
+    torch.testing.assert_close(C.W_OV(W_O, W_V), W_O @ W_V)
+
+
+def test_concat_equals_additive_and_split_inverts_stack() -> None:
+    g = torch.Generator().manual_seed(1)
+    H, d_model, d_head, n = 4, 32, 8, 11
+    W_Os = [torch.randn(d_model, d_head, generator=g, dtype=torch.float64) for _ in range(H)]
+    rs = [torch.randn(d_head, n, generator=g, dtype=torch.float64) for _ in range(H)]
+    W_O_H = C.stack_W_O(W_Os)
+    assert W_O_H.shape == (d_model, H * d_head)
+    assert C.stack_r(rs).shape == (H * d_head, n)
+    torch.testing.assert_close(C.concat_output(W_Os, rs), C.additive_output(W_Os, rs), rtol=1e-12, atol=1e-12)
+    for a, b in zip(C.split_W_O(W_O_H, H), W_Os):
+        assert torch.equal(a, b)
+
+
+def test_time_concat_vs_sum_results_agree() -> None:
+    threads = torch.get_num_threads()
+    out = C.time_concat_vs_sum(32, 4, 16, device="cpu", repeats=1, number=1, threads=1)
+    assert torch.get_num_threads() == threads  # restored
+    assert set(out) == {"concat", "loop", "batched", "max_abs_diff"}
+    assert out["max_abs_diff"] < 1e-3
+    assert all(out[k] > 0 for k in ("concat", "loop", "batched"))
+
+
+def test_head_output_lies_in_column_space_of_W_OV() -> None:
+    g = torch.Generator().manual_seed(2)
+    d_model, d_head, n = 24, 3, 9
+    W_Q, W_K, W_V = (torch.randn(d_head, d_model, generator=g, dtype=torch.float64) for _ in range(3))
+    W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
+    X = torch.randn(d_model, n, generator=g, dtype=torch.float64)
+    A = C.attention_pattern(C.attention_scores(C.W_QK(W_Q, W_K), X, scale=d_head**-0.5))
+    torch.testing.assert_close(A.sum(1), torch.ones(n, dtype=X.dtype))
+    assert torch.all(A.triu(1) == 0)
+    # column i of X A^T is sum_j A_ij X_j
+    Z = C.attention_weighted_average(X, A)
+    torch.testing.assert_close(Z[:, 4], sum(A[4, j] * X[:, j] for j in range(n)))
+    h = C.head_output(W_O, W_V, X, A)
+    torch.testing.assert_close(h, C.W_OV(W_O, W_V) @ X @ A.T)
+    svd = C.factored_svd(W_O, W_V)
+    P = C.write_projector(svd)
+    assert float((h - P @ h).norm() / h.norm()) < 1e-12
+    # a generic vector is NOT in the 3-dimensional write subspace
+    x = torch.randn(d_model, generator=g, dtype=torch.float64)
+    assert float((x - P @ x).norm() / x.norm()) > 0.5
+
+
+def test_decomposition_read_subspace_and_orthogonal_blindness() -> None:
+    g = torch.Generator().manual_seed(4)
+    d_model, d_head = 20, 4
+    W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
+    W_V = torch.randn(d_head, d_model, generator=g, dtype=torch.float64)
+    svd = C.factored_svd(W_O, W_V)
+    x = torch.randn(d_model, generator=g, dtype=torch.float64)
+    terms = C.head_output_decomposition(svd, x)
+    assert terms.shape == (d_head, d_model)
+    torch.testing.assert_close(terms.sum(0), W_O @ W_V @ x)
+    Xs = torch.randn(d_model, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(C.head_output_decomposition(svd, Xs).sum(0), W_O @ W_V @ Xs)
+    # perturbing along the orthogonal complement of the read subspace changes nothing
+    P_read = C.read_projector(svd)
+    perp = (torch.eye(d_model, dtype=x.dtype) - P_read) @ torch.randn(d_model, generator=g, dtype=x.dtype)
+    torch.testing.assert_close(W_O @ W_V @ (x + 10 * perp), W_O @ W_V @ x)
+    # the read subspace lies in the row space of W_V
+    P_rowV = C.subspace_projector(W_V.T)
+    torch.testing.assert_close(P_rowV @ svd.V, svd.V)
+    # projection_fraction: 1 inside the subspace, 0 orthogonal to it
+    fr = C.projection_fraction(torch.stack([svd.V[:, 0], perp], 1), svd.V)
+    torch.testing.assert_close(fr, torch.tensor([1.0, 0.0], dtype=x.dtype), rtol=0, atol=1e-12)
+
+
+def test_to_columns_and_residual_sum_error() -> None:
+    x = torch.arange(6.0).reshape(1, 3, 2)
+    assert torch.equal(C.to_columns(x), x[0].T)
+    with pytest.raises(ValueError, match="batch size"):
+        C.to_columns(torch.zeros(2, 3, 2))
+
+    class FakeCache:  # two layers: X^2 = X^0 + heads + mlp
+        def __init__(self) -> None:
+            g = torch.Generator().manual_seed(5)
+            x0 = torch.randn(2, 5, 8, generator=g)
+            h0, h1 = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 3, 5, 8, generator=g)
+            m1 = torch.randn(2, 5, 8, generator=g)
+            self.head_out = [h0, h1]
+            self.mlp_out = [None, m1]
+            self.resid = [x0, x0 + h0.sum(1), x0 + h0.sum(1) + h1.sum(1) + m1]
+
+    assert C.residual_sum_error(FakeCache()) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: C.W_QK(torch.zeros(4, 10), torch.zeros(4, 9)), r"W_Q .*\(4, 10\).*W_K .*\(4, 9\)"),
+        (lambda: C.W_OV(torch.zeros(10, 4), torch.zeros(3, 10)), r"W_O .*\(10, 4\).*W_V .*\(3, 10\)"),
+        (lambda: C.factored_svd(torch.zeros(10, 4), torch.zeros(5, 10)), r"inner dimensions.*\(10, 4\).*\(5, 10\)"),
+        (lambda: C.factored_svd(torch.zeros(10), torch.zeros(1, 10)), r"W_O must be a 2-D matrix"),
+        (lambda: C.stack_W_O([torch.zeros(8, 2), torch.zeros(8, 3)]), r"W_Os\[1\].*\(8, 3\)"),
+        (lambda: C.additive_output([torch.zeros(8, 2)], [torch.zeros(3, 5)]), r"W_O\^h"),
+        (lambda: C.split_W_O(torch.zeros(8, 6), 4), r"not divisible by n_heads = 4"),
+        (lambda: C.attention_scores(torch.zeros(3, 3), torch.zeros(4, 2)), r"W_qk.*X \(4, 2\)"),
+        (lambda: C.attention_weighted_average(torch.zeros(3, 4), torch.zeros(3, 3)), r"A must be"),
+        (lambda: C.projection_fraction(torch.zeros(3, 2), torch.zeros(4, 2)), r"same number of rows"),
+        (lambda: C.time_concat_vs_sum(30, 4, 8, device="cpu"), r"n_heads = 4 must divide d_model = 30"),
+    ],
+)
+def test_shape_errors_are_clear(call, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_type_errors() -> None:
+    with pytest.raises(TypeError, match="W_O must be a torch.Tensor"):
+        C.factored_svd([[1.0]], torch.zeros(1, 1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="floating-point"):
+        C.W_OV(torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="SVDFactors"):
+        C.read_projector(torch.zeros(3, 3))  # type: ignore[arg-type]
+
+
+def test_energy_fraction_equals_frobenius_ratio() -> None:
+    g = torch.Generator().manual_seed(6)
+    d_model, d_head = 16, 4
+    W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
+    W_V = torch.randn(d_head, d_model, generator=g, dtype=torch.float64)
+    B = torch.randn(d_model, 5, generator=g, dtype=torch.float64)
+    svd = C.factored_svd(W_O, W_V)
+    P = C.subspace_projector(B)
+    M = W_O @ W_V
+    torch.testing.assert_close(C.energy_fraction(svd, B, "read"), float((M @ P).norm() ** 2 / M.norm() ** 2))
+    torch.testing.assert_close(C.energy_fraction(svd, B, "write"), float((P @ M).norm() ** 2 / M.norm() ** 2))
+    with pytest.raises(ValueError, match="side"):
+        C.energy_fraction(svd, B, "both")
+
+
+def test_ov_gain_matches_direct_computation() -> None:
+    g = torch.Generator().manual_seed(7)
+    W_O = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    W_V = torch.randn(3, 12, generator=g, dtype=torch.float64)
+    X = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    svd = C.factored_svd(W_O, W_V)
+    Xc = X - X.mean(1, keepdim=True)
+    torch.testing.assert_close(C.ov_gain(svd, X), float((W_O @ W_V @ Xc).norm() / Xc.norm()))
+    torch.testing.assert_close(C.ov_gain(svd, X, centre=False), float((W_O @ W_V @ X).norm() / X.norm()))
+    assert C.ov_gain(svd, torch.ones(12, 4, dtype=torch.float64)) == 0.0
+    with pytest.raises(ValueError, match="d_model = 12"):
+        C.ov_gain(svd, torch.zeros(5, 2, dtype=torch.float64))

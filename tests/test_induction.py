@@ -1,0 +1,225 @@
+"""Tests for lmlab.induction: one head against PyTorch's attention, the hand-built induction model, the detectors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmlab import induction as ind
+from lmlab.model import TinyTransformer, attention_head
+
+CPU = torch.device("cpu")
+
+
+def _random_head(d_model: int, d_head: int, seed: int, dtype: torch.dtype = torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    W_Q, W_K, W_V = (torch.randn(d_head, d_model, generator=g, dtype=dtype) for _ in range(3))
+    W_O = torch.randn(d_model, d_head, generator=g, dtype=dtype)
+    return W_Q, W_K, W_V, W_O
+
+
+# ---------------------------------------------------------------------------------------------- one head
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_single_head_equals_sdpa(causal: bool, scale: float | None) -> None:
+    d_model, d_head, n, batch = 12, 5, 9, 3
+    W_Q, W_K, W_V, W_O = _random_head(d_model, d_head, 0)
+    X = torch.randn(batch, d_model, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, scale=scale, causal=causal, return_pattern=True)
+    assert out.shape == X.shape and A.shape == (batch, n, n)
+    x = X.transpose(1, 2)  # row-per-token
+    q, k, v = x @ W_Q.T, x @ W_K.T, x @ W_V.T
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale) @ W_O.T
+    torch.testing.assert_close(out.transpose(1, 2), ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(A.sum(-1), torch.ones(batch, n, dtype=torch.float64))
+    if causal:
+        assert float(A.triu(1).abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("d_head", [4, 10])
+def test_single_head_equals_multihead_attention(d_head: int) -> None:
+    d_model, n = 10, 7
+    W_Q, W_K, W_V, W_O = _random_head(d_model, d_head, 2, dtype=torch.float32)
+    X = torch.randn(d_model, n, generator=torch.Generator().manual_seed(3))
+    out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, return_pattern=True)
+    mha = ind.as_multihead_attention(W_Q, W_K, W_V, W_O)
+    assert mha.num_heads == 1 and mha.in_proj_bias is None and mha.out_proj.bias is None
+    x = X.T[None]
+    with torch.no_grad():
+        ref, ref_A = mha(x, x, x, attn_mask=ind.causal_mask(n), need_weights=True)
+    torch.testing.assert_close(out.T, ref[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(A, ref_A[0], rtol=1e-4, atol=1e-6)
+
+
+def test_single_head_equals_model_attention_head() -> None:
+    W_Q, W_K, W_V, W_O = _random_head(8, 3, 4)
+    X = torch.randn(8, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, return_pattern=True)
+    ref, ref_A = attention_head(X.T, W_Q, W_K, W_V, W_O)
+    torch.testing.assert_close(out.T, ref)
+    torch.testing.assert_close(A, ref_A)
+
+
+def test_single_head_bad_shapes() -> None:
+    W_Q, W_K, W_V, W_O = _random_head(8, 3, 4)
+    with pytest.raises(ValueError, match="W_O"):
+        ind.single_head(torch.randn(8, 5, dtype=torch.float64), W_Q, W_K, W_V, W_O.T)
+    with pytest.raises(ValueError, match="W_K"):
+        ind.single_head(torch.randn(8, 5, dtype=torch.float64), W_Q, W_K[:, :4], W_V, W_O)
+    with pytest.raises(ValueError, match="d_head"):
+        ind.as_multihead_attention(*_random_head(3, 5, 0))
+
+
+# ---------------------------------------------------------------------------------------------- hand-built model
+
+
+@pytest.fixture(scope="module")
+def built() -> TinyTransformer:
+    return ind.build_induction_model(16, 25, device=CPU)
+
+
+def test_model_equals_equations(built: TinyTransformer) -> None:
+    """The TinyTransformer with the planted weights computes exactly what two calls of single_head compute."""
+    w = ind.induction_weights(16, 25, device=CPU)
+    tokens = ind.repeated_tokens(16, 12, 8, seed=7)
+    logits, patterns = ind.run_weights(w, tokens)
+    ref, cache = built.run_with_cache(tokens)
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-4)
+    for A, A_ref in zip(patterns, cache.attn):
+        torch.testing.assert_close(A, A_ref[:, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("n_vocab", "seq_len"), [(16, 12), (16, 3), (40, 30)])
+def test_hand_built_perfect_on_unseen_seeds(n_vocab: int, seq_len: int) -> None:
+    model = ind.build_induction_model(n_vocab, 2 * seq_len + 1, device=CPU)
+    res = ind.evaluate_induction(model, n_vocab, seq_len, seeds=range(9000, 9004), batch=32)
+    assert res.accuracy_second == 1.0
+    assert res.first_position_accuracy == 1.0
+    assert res.loss_second < 1e-3
+    # nothing in copy one can be inferred: the model stays uniform over the vocabulary
+    assert abs(res.loss_first - math.log(n_vocab)) < 0.01
+
+
+def test_shorter_sequences_and_other_bos(built: TinyTransformer) -> None:
+    res = ind.evaluate_induction(built, 16, 5, seeds=[11, 12], batch=16)
+    assert res.accuracy_second == 1.0
+    model = ind.build_induction_model(12, 17, bos=5, device=CPU)
+    res = ind.evaluate_induction(model, 12, 8, seeds=[3], batch=32, bos=5)
+    assert res.accuracy_second == 1.0
+
+
+def test_broken_variants_break() -> None:
+    """No BOS token gives a tie at the first position of copy two; no sink raises the copy-one loss."""
+    no_sink = ind.build_induction_model(16, 21, sink=0.0, device=CPU)
+    res = ind.evaluate_induction(no_sink, 16, 10, seeds=[1, 2], batch=32)
+    assert res.accuracy_second == 1.0 and res.loss_first > math.log(16) + 0.5
+    built = ind.build_induction_model(16, 21, device=CPU)
+    res = ind.evaluate_induction(built, 16, 10, seeds=[1, 2], batch=32, bos=None)
+    assert res.first_position_accuracy < 0.75 and res.accuracy_second < 1.0
+    small = ind.build_induction_model(16, 21, scale=1.0, device=CPU)
+    assert ind.evaluate_induction(small, 16, 10, seeds=[1], batch=32).accuracy_second < 0.5
+
+
+def test_detectors_find_planted_heads(built: TinyTransformer) -> None:
+    det = ind.detect_heads(built, seq_len=12)
+    assert det.previous_token_heads == [(0, 0)]
+    assert det.induction_heads == [(1, 0)]
+    assert float(det.previous_token[0, 0]) > 0.99 and float(det.induction[1, 0]) > 0.99
+
+
+def test_detector_scores_on_known_patterns() -> None:
+    n, period = 9, 4
+    shift = torch.zeros(n, n)
+    shift[0, 0] = 1.0
+    shift[torch.arange(1, n), torch.arange(n - 1)] = 1.0
+    assert float(ind.previous_token_score(shift)) == 1.0
+    uniform = torch.tril(torch.ones(n, n))
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    expected = sum(1 / (i + 1) for i in range(1, n)) / (n - 1)
+    assert math.isclose(float(ind.previous_token_score(uniform)), expected, rel_tol=1e-6)
+    stripe = torch.zeros(n, n)
+    for i in range(n):
+        j = i - period + 1 if i >= 1 + period else 0
+        stripe[i, j] = 1.0
+    assert float(ind.induction_score(stripe, period)) == 1.0
+    assert float(ind.induction_score(shift, period)) == 0.0
+
+
+def test_composition_scores(built: TinyTransformer) -> None:
+    qk1, ov0 = built.W_QK(1, 0), built.W_OV(0, 0)
+    k = ind.k_composition(qk1, ov0)
+    base = ind.random_composition_baseline(built.cfg.d_model, built.cfg.d_head, n_samples=20)
+    assert k > base.mean + 10 * base.std
+    # the layer-0 head writes only into the previous-token block, which layer 1 reads only on the key side
+    assert ind.q_composition(qk1, ov0) == 0.0
+    # the score is invariant to a rotation of the residual stream
+    R, _ = torch.linalg.qr(torch.randn(qk1.shape[0], qk1.shape[0], generator=torch.Generator().manual_seed(0)))
+    assert math.isclose(ind.k_composition(R @ qk1 @ R.T, R @ ov0 @ R.T), k, rel_tol=1e-4)
+    # composition_score equals the formula
+    A, B = torch.randn(5, 4), torch.randn(4, 6)
+    ref = float(torch.linalg.norm(A @ B) / (torch.linalg.norm(A) * torch.linalg.norm(B)))
+    assert math.isclose(ind.composition_score(A, B), ref, rel_tol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_sequence_longer_than_positional_table(built: TinyTransformer) -> None:
+    with pytest.raises(ValueError, match="n_ctx"):
+        ind.evaluate_induction(built, 16, 13)  # 2 * 13 + 1 = 27 > 25
+    with pytest.raises(ValueError, match="n_ctx"):
+        built(ind.repeated_tokens(16, 13, 2))
+    w = ind.induction_weights(16, 25, device=CPU)
+    with pytest.raises(ValueError, match="n_ctx"):
+        ind.run_weights(w, ind.repeated_tokens(16, 13, 2))
+
+
+def test_vocabulary_too_large_for_subspaces() -> None:
+    with pytest.raises(ValueError, match="n_vocab=30 is too large for d_model=100"):
+        ind.build_induction_model(30, 21, d_model=100, device=CPU)
+    with pytest.raises(ValueError, match="d_model"):
+        ind.residual_layout(10, 10, d_model=39)
+    assert ind.residual_layout(10, 10, d_model=40).out == slice(30, 40)
+
+
+def test_argument_checks() -> None:
+    with pytest.raises(ValueError, match="sink"):
+        ind.build_induction_model(8, 9, sink=1.0, device=CPU)
+    with pytest.raises(ValueError, match="scale"):
+        ind.build_induction_model(8, 9, scale=0.0, device=CPU)
+    with pytest.raises(ValueError, match="seq_len"):
+        ind.repeated_tokens(8, 8, 2)  # only 7 non-BOS tokens to draw from without replacement
+    with pytest.raises(TypeError, match="n_vocab"):
+        ind.residual_layout(8.0, 9)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- training data, probes
+
+
+def test_periodic_tokens_are_periodic_runs_of_distinct_tokens() -> None:
+    g = torch.Generator().manual_seed(0)
+    toks = ind.periodic_tokens(12, 30, 64, min_period=3, max_period=7, generator=g, bos=2)
+    assert toks.shape == (64, 30) and bool((toks[:, 0] == 2).all()) and bool((toks[:, 1:] != 2).all())
+    for row in toks:
+        body = row[1:]
+        # the period is the first position where the run starts over
+        T = next(t for t in range(3, 8) if bool((body[t:] == body[:-t]).all()))
+        assert len(set(body[:T].tolist())) == T
+    inputs, targets = ind.periodic_batches(12, 30, batch=4, max_period=5, seed=1)(5)
+    assert inputs.shape == targets.shape == (4, 30) and torch.equal(inputs[:, 1:], targets[:, :-1])
+
+
+def test_probe_on_hand_built_model(built: TinyTransformer) -> None:
+    out = ind.induction_probe(16, 8, batch=16)(built)
+    assert out["prev_layer0"] > 0.99 and out["induction_last"] > 0.99
+    assert out["loss_second"] < 1e-3 and abs(out["loss_first"] - math.log(16)) < 0.01
+
+
+def test_markdown_table() -> None:
+    md = ind.markdown_table([{"a": 1, "b": 0.5}], {"a": "A", "b": "B"}, {"b": ".2f"})
+    assert md.splitlines() == ["| A | B |", "|---|---|", "| 1 | 0.50 |"]

@@ -1,0 +1,132 @@
+"""lmlab.train: the masked loss equals PyTorch's reference, and the loop trains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.tasks import BigramLanguage
+from lmlab.train import History, masked_cross_entropy, next_token_loss, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process make small ops many times
+    slower (each waits for the other to be scheduled). Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_masked_cross_entropy_matches_ignore_index() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 11, generator=g, dtype=torch.float64)
+    targets = torch.randint(0, 11, (3, 7), generator=g)
+    mask = torch.rand(3, 7, generator=g) > 0.4
+    ref = F.cross_entropy(logits.transpose(1, 2), targets.masked_fill(~mask, -100), ignore_index=-100)
+    assert torch.allclose(masked_cross_entropy(logits, targets, mask), ref, atol=1e-12)
+    # the targets at masked-out positions do not matter, even if they are not valid ids
+    junk = targets.masked_fill(~mask, 10_000)
+    assert torch.allclose(masked_cross_entropy(logits, junk, mask), ref, atol=1e-12)
+    # no mask: the plain mean over every position
+    assert torch.allclose(masked_cross_entropy(logits, targets), F.cross_entropy(logits.transpose(1, 2), targets))
+    # an all-True mask equals no mask
+    full = torch.ones_like(mask)
+    assert torch.allclose(masked_cross_entropy(logits, targets, full), masked_cross_entropy(logits, targets))
+
+
+def test_masked_cross_entropy_gradient_ignores_masked_positions() -> None:
+    logits = torch.randn(2, 5, 4, requires_grad=True)
+    targets = torch.randint(0, 4, (2, 5))
+    mask = torch.tensor([[True, False, True, False, False], [False, False, False, True, True]])
+    masked_cross_entropy(logits, targets, mask).backward()
+    assert logits.grad is not None
+    assert bool((logits.grad[~mask] == 0).all())
+    assert bool((logits.grad[mask].abs().sum(-1) > 0).all())
+
+
+def test_masked_cross_entropy_errors() -> None:
+    logits, targets = torch.randn(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="no position"):
+        masked_cross_entropy(logits, targets, torch.zeros(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="targets"):
+        masked_cross_entropy(logits, torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="mask"):
+        masked_cross_entropy(logits, targets, torch.ones(3, 2, dtype=torch.bool))
+    with pytest.raises(TypeError, match="mask"):
+        masked_cross_entropy(logits, targets, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="logits"):
+        masked_cross_entropy(torch.randn(2, 3), targets)
+
+
+def test_training_a_zero_layer_model_approaches_the_bigram_entropy() -> None:
+    torch.manual_seed(0)
+    lang = BigramLanguage(8, seed=0)
+    model = TinyTransformer(ModelConfig(n_vocab=8, n_ctx=32, d_model=8, n_layers=0, pos_emb="none"))
+    with torch.no_grad():
+        before = float(next_token_loss(model, lang.batches(64, 32, seed=99)(0)))
+    hist = train(model, lang.batches(64, 32), steps=150, lr=0.05, schedule="cosine", warmup=10)
+    assert isinstance(hist, History) and isinstance(hist, list) and len(hist) == 150
+    assert all(isinstance(v, float) and math.isfinite(v) for v in hist)
+    with torch.no_grad():
+        after = float(next_token_loss(model, lang.batches(256, 32, seed=99)(0)))
+    assert math.isclose(before, math.log(8), abs_tol=0.05)  # near-zero weights predict uniformly
+    assert after < lang.entropy() + 0.1  # the bound is the language's entropy
+    assert sum(hist[-10:]) / 10 < sum(hist[:10]) / 10 - 0.3
+
+
+def test_sgd_iterator_eval_hook_and_params_subset() -> None:
+    torch.manual_seed(1)
+    model = TinyTransformer(ModelConfig(n_vocab=5, n_ctx=8, d_model=4, n_layers=1, n_heads=2, d_mlp=8))
+    x = torch.randint(0, 5, (16, 8), generator=torch.Generator().manual_seed(0))
+    batches = [(x, (x + 1) % 5)] * 12  # an iterable that runs out after 12 steps
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def eval_fn(m: nn.Module) -> float:
+        assert not m.training and not torch.is_grad_enabled()
+        calls.append(1)
+        return float(next_token_loss(m, (x, (x + 1) % 5)))
+
+    hist = train(model, iter(batches), steps=50, lr=0.5, optimizer="sgd", params=[model.unembed.W_U],
+                 eval_fn=eval_fn, eval_every=5, grad_clip=None)
+    assert len(hist) == 12  # the iterator ran out first
+    assert [s for s, _ in hist.evals] == [5, 10, 12]
+    assert hist.evals[-1][1] < hist.evals[0][1]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, frozen[k])}
+    assert changed == {"unembed.W_U"}
+
+
+def test_training_is_deterministic() -> None:
+    def run() -> tuple[list[float], torch.Tensor]:
+        torch.manual_seed(3)
+        model = TinyTransformer(ModelConfig(n_vocab=6, n_ctx=16, d_model=8, n_layers=1, n_heads=2))
+        hist = train(model, BigramLanguage(6, seed=1).batches(8, 16, seed=4), steps=15, lr=0.01)
+        return list(hist), model.W_U()
+
+    (h1, w1), (h2, w2) = run(), run()
+    assert h1 == h2 and torch.equal(w1, w2)
+
+
+def test_train_argument_checks() -> None:
+    model = TinyTransformer(ModelConfig(n_vocab=4, n_ctx=4, d_model=4, n_layers=0))
+    b = BigramLanguage(4).batches(2, 4)
+    for kwargs, word in [
+        ({"steps": 0}, "steps"),
+        ({"steps": 2, "lr": -1.0}, "lr"),
+        ({"steps": 2, "optimizer": "adam"}, "optimizer"),
+        ({"steps": 2, "schedule": "linear"}, "schedule"),
+        ({"steps": 2, "warmup": 3}, "warmup"),
+        ({"steps": 2, "grad_clip": 0.0}, "grad_clip"),
+        ({"steps": 2, "eval_every": 0}, "eval_every"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            train(model, b, **kwargs)
+    with pytest.raises(TypeError, match="batch"):
+        train(model, lambda step: torch.zeros(2, 4, dtype=torch.long), steps=1)
