@@ -20,16 +20,6 @@ from lmlab.model import ModelConfig, TinyTransformer
 from lmlab.tasks import ArithmeticTask, BigramLanguage, CharTokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process make small ops many times
-    slower (each waits for the other to be scheduled). Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def quick():
     """A cheap version of the bigram recipe (30 steps) in place of the real one for this module's tests."""

@@ -14,16 +14,6 @@ from lmlab.tasks import BigramLanguage
 from lmlab.train import History, masked_cross_entropy, next_token_loss, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process make small ops many times
-    slower (each waits for the other to be scheduled). Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_masked_cross_entropy_matches_ignore_index() -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 7, 11, generator=g, dtype=torch.float64)
