@@ -102,6 +102,11 @@ def test_first_load_trains_and_caches_then_hits(
     m2 = pretrained.load(quick, cache_dir=tmp_path, device="cpu")
     assert m2.pretrained_info["meta"]["source"] == "cache"
     assert same(weights(m1), weights(m2))
+    # the training history travels with the cached weights
+    losses = m1.pretrained_info["meta"]["losses"]
+    assert len(losses) == pretrained.RECIPES[quick].train["steps"] and all(math.isfinite(x) for x in losses)
+    assert m2.pretrained_info["meta"]["losses"] == losses
+    assert losses[-1] < losses[0]
     assert not m2.training
     # retraining from the fixed seed reproduces the same weights
     m3 = pretrained.load(quick, cache_dir=tmp_path, device="cpu", retrain=True)

@@ -332,7 +332,7 @@ def _save(path: Path, r: Recipe, model: TinyTransformer, meta: dict[str, Any]) -
         raise
 
 
-def _read(path: Path, r: Recipe, dev: torch.device) -> TinyTransformer:
+def _read(path: Path, r: Recipe, dev: torch.device) -> tuple[TinyTransformer, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, garbage, pickles with code: all rejected
@@ -353,7 +353,8 @@ def _read(path: Path, r: Recipe, dev: torch.device) -> TinyTransformer:
     if any(not bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
         raise _CacheError("has non-finite weights")
     model.load_state_dict(state)
-    return model.to(dev)
+    meta = payload.get("meta")
+    return model.to(dev), dict(meta) if isinstance(meta, dict) else {}
 
 
 def load(
@@ -376,7 +377,8 @@ def load(
 
     Returns:
         The model in eval mode, on ``device``. Its ``pretrained_info`` attribute holds :func:`info` plus the
-        training ``meta`` (``train_s``, ``final_loss``, ``source``: ``"trained"`` or ``"cache"``).
+        training ``meta`` (``train_s``, ``final_loss``, ``losses``: the loss at every training step, ``device``,
+        and ``source``: ``"trained"`` or ``"cache"``), the same whether the model was trained now or read back.
 
     Raises:
         ValueError: unknown ``name`` (the message lists the known recipes).
@@ -388,8 +390,8 @@ def load(
     meta: dict[str, Any] = {}
     if not retrain and path.exists():
         try:
-            model = _read(path, r, dev)
-            meta = {"source": "cache"}
+            model, saved = _read(path, r, dev)
+            meta = {**saved, "source": "cache"}
         except _CacheError as e:
             warnings.warn(f"lmlab.pretrained: cache file {path} {e}; it is ignored and {name!r} is retrained",
                           RuntimeWarning, stacklevel=2)
@@ -401,6 +403,7 @@ def load(
             "train_s": time.perf_counter() - start,
             "final_loss": float(sum(losses[-20:]) / len(losses[-20:])),
             "device": str(dev),
+            "losses": [float(x) for x in losses],
         }
         try:
             _save(path, r, model, {k: v for k, v in meta.items() if k != "source"})
