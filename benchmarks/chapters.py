@@ -9,6 +9,8 @@ script points LMLAB_CACHE at a fresh temporary folder. Not a test: timings depen
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import pathlib
 import sys
@@ -19,8 +21,11 @@ import jupytext
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from conftest import is_notebook, toc_files  # noqa: E402
+# The root conftest.py knows how to read _toc.yml; load it by path (tests/conftest.py is another module).
+_spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "conftest.py")
+_book = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_book)  # type: ignore[union-attr]
+is_notebook, toc_files = _book.is_notebook, _book.toc_files
 
 
 def main(names: list[str]) -> int:

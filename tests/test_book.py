@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pathlib
 import re
 
@@ -13,10 +15,11 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
-import sys
-
-sys.path.insert(0, str(ROOT))
-from conftest import is_notebook, toc_files  # noqa: E402
+# The root conftest.py knows how to read _toc.yml; load it by path (tests/conftest.py is another module).
+_spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "conftest.py")
+_book = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_book)  # type: ignore[union-attr]
+is_notebook, toc_files = _book.is_notebook, _book.toc_files
 
 
 def pages() -> set[pathlib.Path]:
