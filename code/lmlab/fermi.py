@@ -130,6 +130,16 @@ def _require(name: str, value: Any, unit: str, *, positive: bool = True) -> pint
     return value
 
 
+def _check_positive_floats(obj: object, attrs: tuple[str, ...]) -> None:
+    """Each named attribute of ``obj`` is a finite float > 0 (TypeError / ValueError naming it otherwise)."""
+    for attr in attrs:
+        v = getattr(obj, attr)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"{attr} must be a float, got {type(v).__name__}")
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{attr} must be a finite number > 0, got {v}")
+
+
 def _require_fraction(name: str, value: Any) -> float:
     """A plain number in (0, 1], such as a utilisation."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -475,12 +485,7 @@ class ChinchillaFit:
     name: str = ""
 
     def __post_init__(self) -> None:
-        for attr in ("A", "B", "L0", "alpha", "beta"):
-            v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{attr} must be a float, got {type(v).__name__}")
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{attr} must be a finite number > 0, got {v}")
+        _check_positive_floats(self, ("A", "B", "L0", "alpha", "beta"))
 
     def loss(self, N: pint.Quantity, D: pint.Quantity) -> Any:
         """``A / N**alpha + B / D**beta + L0`` for ``N`` parameters and ``D`` tokens (scalars or arrays)."""
@@ -507,12 +512,7 @@ class AllocationLaw:
     name: str = ""
 
     def __post_init__(self) -> None:
-        for attr in ("k_N", "a", "k_D", "b"):
-            v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{attr} must be a float, got {type(v).__name__}")
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{attr} must be a finite number > 0, got {v}")
+        _check_positive_floats(self, ("k_N", "a", "k_D", "b"))
 
     def N_opt(self, C: pint.Quantity) -> pint.Quantity:
         """Compute-optimal number of parameters for ``C`` FLOP."""
