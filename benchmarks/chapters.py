@@ -10,7 +10,6 @@ script points LMLAB_CACHE at a fresh temporary folder. Not a test: timings depen
 from __future__ import annotations
 
 import importlib.util
-
 import os
 import pathlib
 import sys
@@ -39,7 +38,9 @@ def main(names: list[str]) -> int:
             nb = jupytext.read(md)
             budget = float(nb.metadata.get("lmlab", {}).get("cpu_budget_s", float("nan")))
             start = time.perf_counter()
-            NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(md.parent)}}).execute()
+            NotebookClient(
+                nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(md.parent)}}
+            ).execute()
             seconds = time.perf_counter() - start
             worst = max(worst, seconds / budget)
             print(f"{md.stem:<20} {seconds:8.1f} {budget:7.0f} {seconds / budget:6.2f}", flush=True)

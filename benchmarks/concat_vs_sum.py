@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 import lmlab
+import torch
 from lmlab import circuits as C
 
 SIZES = [  # (d_model, n_heads, n_context)
@@ -46,14 +45,18 @@ def main() -> None:
         devices.append(torch.device("cuda"))
     sizes = SIZES[:3] if args.quick else SIZES
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
-    print(f"{'device':>6} {'d_model':>7} {'H':>3} {'n':>5} {'concat ms':>10} {'loop ms':>9} {'batched ms':>10} "
-          f"{'loop/concat':>11} {'batched/concat':>14}")
+    print(
+        f"{'device':>6} {'d_model':>7} {'H':>3} {'n':>5} {'concat ms':>10} {'loop ms':>9} {'batched ms':>10} "
+        f"{'loop/concat':>11} {'batched/concat':>14}"
+    )
     for dev in devices:
         for d_model, H, n in sizes:
             t = C.time_concat_vs_sum(d_model, H, n, device=dev, repeats=args.repeats)
             assert t["max_abs_diff"] < 1e-2 * d_model**0.5, t
-            print(f"{dev.type:>6} {d_model:>7} {H:>3} {n:>5} {t['concat'] * 1e3:>10.3f} {t['loop'] * 1e3:>9.3f} "
-                  f"{t['batched'] * 1e3:>10.3f} {t['loop'] / t['concat']:>11.2f} {t['batched'] / t['concat']:>14.2f}")
+            print(
+                f"{dev.type:>6} {d_model:>7} {H:>3} {n:>5} {t['concat'] * 1e3:>10.3f} {t['loop'] * 1e3:>9.3f} "
+                f"{t['batched'] * 1e3:>10.3f} {t['loop'] / t['concat']:>11.2f} {t['batched'] / t['concat']:>14.2f}"
+            )
 
 
 if __name__ == "__main__":

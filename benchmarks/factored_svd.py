@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 import lmlab
+import torch
 from lmlab import circuits as C
 
 
@@ -56,7 +55,9 @@ def main() -> None:
     s_err = float((full.S[:r] - fac.S).abs().max() / full.S[0])  # type: ignore[attr-defined]
     Pu_err = float((full.U[:, :r] @ full.U[:, :r].T - fac.U @ fac.U.T).abs().max())  # type: ignore[attr-defined]
     Pv_err = float((full.V[:, :r] @ full.V[:, :r].T - fac.V @ fac.V.T).abs().max())  # type: ignore[attr-defined]
-    print(f"device={dev} dtype={args.dtype} d_model={args.d_model} d_head={args.d_head} threads={torch.get_num_threads()}")
+    print(
+        f"device={dev} dtype={args.dtype} d_model={args.d_model} d_head={args.d_head} threads={torch.get_num_threads()}"
+    )
     print(f"full SVD of the {args.d_model}x{args.d_model} product: {t_full * 1e3:10.1f} ms (rank found {full.rank})")  # type: ignore[attr-defined]
     print(f"factored SVD (QR + {args.d_head}x{args.d_head} core):        {t_fac * 1e3:10.2f} ms (rank found {r})")
     print(f"ratio full / factored: {t_full / t_fac:.0f}x")

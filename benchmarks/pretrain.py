@@ -22,9 +22,8 @@ import math
 import tempfile
 import time
 
-import torch
-
 import lmlab
+import torch
 from lmlab import pretrained
 
 

@@ -9,7 +9,6 @@ import pint
 import pytest
 import scipy.constants
 import sympy as sp
-
 from lmlab import fermi
 from lmlab.fermi import Q_
 
@@ -62,8 +61,13 @@ def test_optimal_loss_formula(sym: fermi.ChinchillaSymbolic) -> None:
     rng = np.random.default_rng(0)
     for _ in range(5):
         vals = {
-            sym.A: rng.uniform(10, 1000), sym.B: rng.uniform(10, 1000), sym.alpha: rng.uniform(0.1, 0.6),
-            sym.beta: rng.uniform(0.1, 0.6), sym.L0: rng.uniform(0.5, 3), sym.C0: 6, sym.C: 10 ** rng.uniform(15, 30),
+            sym.A: rng.uniform(10, 1000),
+            sym.B: rng.uniform(10, 1000),
+            sym.alpha: rng.uniform(0.1, 0.6),
+            sym.beta: rng.uniform(0.1, 0.6),
+            sym.L0: rng.uniform(0.5, 3),
+            sym.C0: 6,
+            sym.C: 10 ** rng.uniform(15, 30),
         }
         vals = {k: sp.Float(float(v), 60) for k, v in vals.items()}  # 60-digit inputs, so 40 digits mean 40
         x, y = sp.N(direct.subs(vals), 40), sp.N(sym.L_opt.subs(vals), 40)
@@ -160,7 +164,12 @@ def test_landauer_matches_scipy_constants() -> None:
 
 def test_rental_cost_and_accelerator() -> None:
     h200 = fermi.Accelerator(
-        "H200", Q_(1.98, "PFLOP/s"), Q_(4.8, "TB/s"), Q_(100, "GB"), Q_(0.7, "kW"), Q_(30_000, "USD"),
+        "H200",
+        Q_(1.98, "PFLOP/s"),
+        Q_(4.8, "TB/s"),
+        Q_(100, "GB"),
+        Q_(0.7, "kW"),
+        Q_(30_000, "USD"),
         Q_(1.5, "USD/hour"),
     )
     cost = fermi.rental_cost(Q_(1e30, "FLOP"), h200)
@@ -189,9 +198,7 @@ def test_wrong_units_raise_dimensionality_error_naming_the_argument() -> None:
     with pytest.raises(pint.DimensionalityError, match="'bandwidth'"):
         fermi.token_latency(Q_(1, "param"), Q_(4.8, "TB"))  # bytes, not bytes per second
     with pytest.raises(pint.DimensionalityError, match="'rental'"):
-        fermi.Accelerator(
-            "x", Q_(1, "PFLOP/s"), Q_(1, "TB/s"), Q_(1, "GB"), Q_(1, "W"), Q_(1, "USD"), Q_(1, "USD")
-        )
+        fermi.Accelerator("x", Q_(1, "PFLOP/s"), Q_(1, "TB/s"), Q_(1, "GB"), Q_(1, "W"), Q_(1, "USD"), Q_(1, "USD"))
     with pytest.raises(pint.DimensionalityError, match="'temperature'"):
         fermi.landauer_energy(Q_(300, "J"))
 

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from lmlab import induction as ind
 from lmlab.model import TinyTransformer, attention_head
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import lmlab
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import lmlab
 from lmlab.model import Cache, KVCache, ModelConfig, TinyTransformer, attention_head, sinusoidal_positions
 
 ATOL = 1e-5
@@ -313,7 +312,9 @@ def test_config_errors() -> None:
 def test_input_errors() -> None:
     model = make()
     cfg = model.cfg
-    with pytest.raises(ValueError, match=rf"sequence length {cfg.n_ctx + 1} exceeds the context length n_ctx = {cfg.n_ctx}"):
+    with pytest.raises(
+        ValueError, match=rf"sequence length {cfg.n_ctx + 1} exceeds the context length n_ctx = {cfg.n_ctx}"
+    ):
         model(torch.zeros(1, cfg.n_ctx + 1, dtype=torch.long))
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, n_vocab\)"):
         model(torch.full((1, 3), cfg.n_vocab))

@@ -71,7 +71,10 @@ def test_guard_is_off_without_the_flag() -> None:
     env["PYTHONPATH"] = str(NETGUARD)
     out = subprocess.run(
         [sys.executable, "-c", "import socket; print(getattr(socket.socket.connect, '_lmlab_guard', False))"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.stdout.strip() == "False"
 

@@ -11,10 +11,9 @@ import math
 import pickle
 from pathlib import Path
 
+import lmlab
 import pytest
 import torch
-
-import lmlab
 from lmlab import pretrained
 from lmlab.model import ModelConfig, TinyTransformer
 from lmlab.tasks import ArithmeticTask, BigramLanguage, CharTokenizer
@@ -164,11 +163,20 @@ def _corrupt_code_pickle(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "corrupt",
-    [_corrupt_truncate, _corrupt_garbage, _corrupt_tensor, _corrupt_foreign_key, _corrupt_wrong_format,
-     _corrupt_code_pickle],
+    [
+        _corrupt_truncate,
+        _corrupt_garbage,
+        _corrupt_tensor,
+        _corrupt_foreign_key,
+        _corrupt_wrong_format,
+        _corrupt_code_pickle,
+    ],
 )
 def test_damaged_or_foreign_cache_file_is_rejected_and_retrained(
-    quick: str, good: tuple[bytes, dict[str, torch.Tensor]], tmp_path: Path, corrupt,
+    quick: str,
+    good: tuple[bytes, dict[str, torch.Tensor]],
+    tmp_path: Path,
+    corrupt,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = pretrained.cache_path(quick, tmp_path)

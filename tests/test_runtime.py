@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import lmlab
 import matplotlib
 import pytest
 import torch
-
-import lmlab
 from lmlab import plotting
 
 

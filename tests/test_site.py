@@ -9,10 +9,9 @@ Where no Chromium is installed the checks are skipped with a message; under CI (
 
 from __future__ import annotations
 
-import importlib.util
-
 import functools
 import http.server
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -79,8 +78,15 @@ def browser() -> Iterator[object]:
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=exe,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()

@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import stats
-
 from lmlab import tasks
 from lmlab.tasks import (
     ArithmeticTask,
@@ -19,6 +17,7 @@ from lmlab.tasks import (
     parse_answer,
     repeated_sequences,
 )
+from scipy import stats
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from lmlab.model import ModelConfig, TinyTransformer
 from lmlab.tasks import BigramLanguage
 from lmlab.train import History, masked_cross_entropy, next_token_loss, train
+from torch import nn
 
 
 def test_masked_cross_entropy_matches_ignore_index() -> None:
@@ -84,8 +83,17 @@ def test_sgd_iterator_eval_hook_and_params_subset() -> None:
         calls.append(1)
         return float(next_token_loss(m, (x, (x + 1) % 5)))
 
-    hist = train(model, iter(batches), steps=50, lr=0.5, optimizer="sgd", params=[model.unembed.W_U],
-                 eval_fn=eval_fn, eval_every=5, grad_clip=None)
+    hist = train(
+        model,
+        iter(batches),
+        steps=50,
+        lr=0.5,
+        optimizer="sgd",
+        params=[model.unembed.W_U],
+        eval_fn=eval_fn,
+        eval_every=5,
+        grad_clip=None,
+    )
     assert len(hist) == 12  # the iterator ran out first
     assert [s for s, _ in hist.evals] == [5, 10, 12]
     assert hist.evals[-1][1] < hist.evals[0][1]

@@ -29,8 +29,13 @@ def test_there_are_workflows() -> None:
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_actionlint(workflow: pathlib.Path) -> None:
-    out = subprocess.run([actionlint(), "-no-color", "-shellcheck=", "-pyflakes=", str(workflow)],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(
+        [actionlint(), "-no-color", "-shellcheck=", "-pyflakes=", str(workflow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 

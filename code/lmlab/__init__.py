@@ -26,7 +26,7 @@ from lmlab._runtime import device, seed_everything
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting")
+_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 

@@ -164,7 +164,9 @@ def _truncate(U: Tensor, S: Tensor, V: Tensor, rank_tol: float | None, dims: Seq
     if rank_tol is None:
         rank_tol = _default_rtol(dims, S.dtype)
     if not (isinstance(rank_tol, (int, float)) and 0.0 <= float(rank_tol) < 1.0):
-        raise ValueError(f"rank_tol must be a float in [0, 1) (relative to the largest singular value), got {rank_tol!r}")
+        raise ValueError(
+            f"rank_tol must be a float in [0, 1) (relative to the largest singular value), got {rank_tol!r}"
+        )
     if S.numel() == 0:
         return SVDFactors(U, S, V)
     keep = S > float(rank_tol) * S[0]
@@ -416,7 +418,9 @@ def attention_weighted_average(X: Tensor, A: Tensor) -> Tensor:
     """
     X, A = _matrix("X", X), _matrix("A", A)
     if A.shape != (X.shape[1], X.shape[1]):
-        raise ValueError(f"A must be (n_context, n_context) = {(X.shape[1],) * 2} for X {tuple(X.shape)}, got {tuple(A.shape)}")
+        raise ValueError(
+            f"A must be (n_context, n_context) = {(X.shape[1],) * 2} for X {tuple(X.shape)}, got {tuple(A.shape)}"
+        )
     return X @ A.T
 
 
@@ -648,11 +652,12 @@ def residual_sum_error(cache: Any) -> float:
             raise TypeError(f"cache must have .resid, .head_out and .mlp_out (lmlab.model.Cache); missing .{attr}")
     resid, head_out, mlp_out = cache.resid, cache.head_out, cache.mlp_out
     if len(resid) != len(head_out) + 1:
-        raise ValueError(f"cache.resid has {len(resid)} entries, expected len(cache.head_out) + 1 = {len(head_out) + 1}")
+        raise ValueError(
+            f"cache.resid has {len(resid)} entries, expected len(cache.head_out) + 1 = {len(head_out) + 1}"
+        )
     total = resid[0].clone()
     for l, ho in enumerate(head_out):
         total = total + ho.sum(1)
         if mlp_out[l] is not None:
             total = total + mlp_out[l]
     return float((resid[-1] - total).abs().max())
-

@@ -560,8 +560,15 @@ def build_induction_model(
 
     dev = _default_device() if device is None else torch.device(device)
     w = induction_weights(
-        n_vocab, n_ctx, scale=scale, sink=sink, logit_scale=logit_scale, offset=offset, bos=bos,
-        d_model=d_model, device=dev,
+        n_vocab,
+        n_ctx,
+        scale=scale,
+        sink=sink,
+        logit_scale=logit_scale,
+        offset=offset,
+        bos=bos,
+        d_model=d_model,
+        device=dev,
     )
     cfg = ModelConfig(
         n_vocab=n_vocab,
@@ -592,9 +599,7 @@ def _check_tokens(tokens: Any, n_vocab: int, n_ctx: int | None = None) -> Tensor
     if tokens.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"tokens must be an integer tensor, got {tokens.dtype}")
     if n_ctx is not None and tokens.shape[1] > n_ctx:
-        raise ValueError(
-            f"the sequence length {tokens.shape[1]} is longer than the positional table n_ctx={n_ctx}"
-        )
+        raise ValueError(f"the sequence length {tokens.shape[1]} is longer than the positional table n_ctx={n_ctx}")
     if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= n_vocab):
         raise ValueError(f"token ids must be in [0, {n_vocab}), got range [{int(tokens.min())}, {int(tokens.max())}]")
     return tokens.long()
@@ -987,7 +992,6 @@ def random_composition_baseline(
     return CompositionBaseline(mean=float(s.mean()), std=float(s.std()), samples=s)
 
 
-
 # ----------------------------------------------------------------------------------------------------------------
 # 5. broken variants and the softmax temperature
 # ----------------------------------------------------------------------------------------------------------------
@@ -1056,8 +1060,13 @@ def broken_variants(
         model = build_induction_model(n_vocab, n_ctx, **build_kw, **kw)
         res = evaluate_induction(model, n_vocab, seq_len, seeds=seeds, batch=batch, **data_kw)
         tokens = repeated_tokens(
-            n_vocab, seq_len, batch, seed=seeds[0], device=next(model.parameters()).device,
-            bos=data_kw.get("bos", 0), distinct=data_kw.get("distinct", True),
+            n_vocab,
+            seq_len,
+            batch,
+            seed=seeds[0],
+            device=next(model.parameters()).device,
+            bos=data_kw.get("bos", 0),
+            distinct=data_kw.get("distinct", True),
         )
         row: dict[str, Any] = {"variant": name, "change": change, **res.as_dict()}
         row["grad_W_Q"] = sum(qk_gradient_norms(model, tokens))
@@ -1089,7 +1098,9 @@ def scale_sweep(
     return rows
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], columns: dict[str, str], formats: dict[str, str] | None = None) -> str:
+def markdown_table(
+    rows: Sequence[dict[str, Any]], columns: dict[str, str], formats: dict[str, str] | None = None
+) -> str:
     """A Markdown table of ``rows`` (dicts), one column per key of ``columns`` (key -> header).
 
     Args:
@@ -1101,8 +1112,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: dict[str, str], form
     head = "| " + " | ".join(columns.values()) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = [
-        "| " + " | ".join(format(r[k], formats[k]) if k in formats else str(r[k]) for k in columns) + " |"
-        for r in rows
+        "| " + " | ".join(format(r[k], formats[k]) if k in formats else str(r[k]) for k in columns) + " |" for r in rows
     ]
     return "\n".join([head, rule, *body])
 

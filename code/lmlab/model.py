@@ -486,7 +486,9 @@ class TinyTransformer(nn.Module):
         if tokens.numel() > 0:
             lo, hi = int(tokens.min()), int(tokens.max())
             if lo < 0 or hi >= self.cfg.n_vocab:
-                raise ValueError(f"token ids must lie in [0, n_vocab) = [0, {self.cfg.n_vocab}), got range [{lo}, {hi}]")
+                raise ValueError(
+                    f"token ids must lie in [0, n_vocab) = [0, {self.cfg.n_vocab}), got range [{lo}, {hi}]"
+                )
         return tokens.to(device=self.device, dtype=torch.long)
 
     def _check_layer_head(self, l: int, h: int | None = None) -> None:
@@ -792,7 +794,9 @@ class TinyTransformer(nn.Module):
                 raise ValueError(f"W_pos can only be set when pos_emb='learned' (this model has {self.cfg.pos_emb!r})")
             self._copy_into("W_pos", self.W_pos_param.data, W_pos, "(d_model, n_ctx)")
 
-    def set_mlp(self, l: int, *, W_in: Tensor | np.ndarray | None = None, W_out: Tensor | np.ndarray | None = None) -> None:
+    def set_mlp(
+        self, l: int, *, W_in: Tensor | np.ndarray | None = None, W_out: Tensor | np.ndarray | None = None
+    ) -> None:
         """Overwrite the MLP weights of layer l (extra): W_in (d_mlp, d_model), W_out (d_model, d_mlp)."""
         self._check_layer_head(l)
         mlp = self.blocks[l].mlp

@@ -25,10 +25,10 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -142,12 +142,22 @@ def _make_recipes() -> dict[str, Recipe]:
                 "(chain of thought, answer, newline), as in the homework's soft-prompting question."
             ),
             model=ModelConfig(
-                n_vocab=arith.tokenizer.n_vocab, n_ctx=arith.max_len, d_model=64, n_layers=2, n_heads=4,
-                d_mlp=256, layer_norm=True,
+                n_vocab=arith.tokenizer.n_vocab,
+                n_ctx=arith.max_len,
+                d_model=64,
+                n_layers=2,
+                n_heads=4,
+                d_mlp=256,
+                layer_norm=True,
             ),
             task={**arith_kw, "fingerprint": _arith_fingerprint()},
             train={
-                "steps": 500, "batch": 16, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 30,
+                "steps": 500,
+                "batch": 16,
+                "lr": 0.01,
+                "optimizer": "adamw",
+                "schedule": "cosine",
+                "warmup": 30,
                 "weight_decay": 0.01,
             },
             seed=0,
@@ -393,8 +403,11 @@ def load(
             model, saved = _read(path, r, dev)
             meta = {**saved, "source": "cache"}
         except _CacheError as e:
-            warnings.warn(f"lmlab.pretrained: cache file {path} {e}; it is ignored and {name!r} is retrained",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"lmlab.pretrained: cache file {path} {e}; it is ignored and {name!r} is retrained",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     if model is None:
         start = time.perf_counter()
         model, losses = _BUILDERS[r.builder](r, dev)
@@ -408,8 +421,11 @@ def load(
         try:
             _save(path, r, model, {k: v for k, v in meta.items() if k != "source"})
         except OSError as e:
-            warnings.warn(f"lmlab.pretrained: could not write the cache file {path} ({e}); the model is not cached",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"lmlab.pretrained: could not write the cache file {path} ({e}); the model is not cached",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     model.eval()
     model.pretrained_info = {**info(name), "meta": meta}  # type: ignore[attr-defined]
     return model
@@ -557,4 +573,3 @@ def bigram_agreement(model: TinyTransformer, lang: BigramLanguage) -> dict[str, 
         "kl": float((lang.stationary() * kl_rows).sum()),
         "entropy": lang.entropy(),
     }
-

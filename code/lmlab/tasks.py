@@ -198,9 +198,7 @@ def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def repeated_sequences(
-    batch: int, seq_len: int, n_vocab: int, generator: torch.Generator, bos: int = 0
-) -> Tensor:
+def repeated_sequences(batch: int, seq_len: int, n_vocab: int, generator: torch.Generator, bos: int = 0) -> Tensor:
     """``BOS + r + r``: a random sequence of distinct tokens, shown twice.
 
     ``r`` has ``seq_len`` tokens drawn without replacement from ``{0, ..., n_vocab - 1}`` minus ``bos``, so no token
