@@ -19,14 +19,21 @@ one-hot matrix ``T`` (``n_vocab x n_context``, columns are tokens) is the transp
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import Tensor
+
+from lmlab.checks import check_generator, check_int
+
+B = TypeVar("B")
 
 __all__ = [
     "ArithmeticTask",
@@ -37,32 +44,30 @@ __all__ = [
     "arithmetic_tokenizer",
     "make_problem",
     "parse_answer",
+    "RepeatedSequences",
+    "TEMPLATES",
+    "next_token_pairs",
+    "periodic_batches",
+    "periodic_sequences",
     "repeated_sequences",
+    "seeded_batches",
 ]
 
 
-# --------------------------------------------------------------------------------------------------------------
-# small argument checks
-# --------------------------------------------------------------------------------------------------------------
+def seeded_batches(draw: Callable[[int], B], seed: int) -> Callable[[int], B]:
+    """A ``step -> batch`` source for :func:`lmlab.train.train`: step ``t`` returns ``draw(seed * 1_000_003 + t)``.
+
+    Every batch comes from its own seed, so a run can be resumed or repeated from any step, on any machine, and
+    two sources with different ``seed`` never share a batch in practice. ``draw`` gets that int and seeds its own
+    generator with it (``torch.Generator().manual_seed(s)`` or ``random.Random(s)``).
+    """
+    check_int("seed", seed, 0)
+    return lambda step: draw(seed * 1_000_003 + step)
 
 
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value
-
-
-def _check_generator(generator: torch.Generator | None) -> torch.Generator:
-    if generator is None:
-        raise TypeError("generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got None")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    if generator.device.type != "cpu":
-        raise ValueError("generator must live on the CPU (data is generated on the CPU, then moved)")
-    return generator
+def next_token_pairs(tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """``(inputs, targets)`` = ``(tokens[:, :-1], tokens[:, 1:])``: every position predicts the next token."""
+    return tokens[:, :-1], tokens[:, 1:]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -99,8 +104,8 @@ class BigramLanguage:
     """
 
     def __init__(self, n_vocab: int, seed: int = 0, *, concentration: float = 0.2, smoothing: float = 0.05) -> None:
-        self.n_vocab = _check_int("n_vocab", n_vocab, 2)
-        self.seed = _check_int("seed", seed, 0)
+        self.n_vocab = check_int("n_vocab", n_vocab, 2)
+        self.seed = check_int("seed", seed, 0)
         if not (isinstance(concentration, (int, float)) and concentration > 0 and math.isfinite(concentration)):
             raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
         if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
@@ -132,15 +137,27 @@ class BigramLanguage:
         row_h = -(self.P * self.P.log()).sum(dim=1)
         return float((self.stationary() * row_h).sum())
 
+    def excess_loss(self, logit_table: Tensor) -> float:
+        """Expected loss above the entropy (nats/token) of a model whose logits after token ``a`` are column ``a`` of
+        ``logit_table`` (``n_vocab x n_vocab``, rows = next token, as ``W_U W_E``): ``sum_a pi_a KL(P[a] || q_a)``,
+        >= 0, and 0 only for the true log-probabilities up to one constant per column."""
+        if tuple(logit_table.shape) != tuple(self.P.shape):
+            raise ValueError(
+                f"logit_table must be (n_vocab, n_vocab) = {tuple(self.P.shape)}, got {tuple(logit_table.shape)}"
+            )
+        logq = logit_table.T.detach().double().cpu().log_softmax(-1)  # rows: current token
+        kl_rows = (self.P * (self.P.log() - logq)).sum(dim=1)
+        return float((self.stationary() * kl_rows).sum())
+
     def sample(self, batch: int, n: int, generator: torch.Generator) -> Tensor:
         """Sample ``batch`` sequences of ``n`` tokens.
 
         Returns:
             LongTensor ``(batch, n)`` on the CPU: the first token from ``pi``, each next one from ``P[previous]``.
         """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        g = _check_generator(generator)
+        check_int("batch", batch, 1)
+        check_int("n", n, 1)
+        g = check_generator(generator)
         u = torch.rand(batch, n, generator=g, dtype=torch.float64)
         cdf = self.P.cumsum(dim=1)
         cdf[:, -1] = 1.0 + 1e-12
@@ -159,16 +176,11 @@ class BigramLanguage:
         Each call samples ``(batch, n + 1)`` tokens from a generator seeded with ``(seed, step)`` and returns the
         inputs ``tokens[:, :-1]`` and the next-token targets ``tokens[:, 1:]``, both ``(batch, n)``.
         """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        _check_int("seed", seed, 0)
-
-        def make(step: int) -> tuple[Tensor, Tensor]:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            toks = self.sample(batch, n + 1, g)
-            return toks[:, :-1], toks[:, 1:]
-
-        return make
+        check_int("batch", batch, 1)
+        check_int("n", n, 1)
+        return seeded_batches(
+            lambda s: next_token_pairs(self.sample(batch, n + 1, torch.Generator().manual_seed(s))), seed
+        )
 
 
 def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
@@ -198,41 +210,139 @@ def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def repeated_sequences(batch: int, seq_len: int, n_vocab: int, generator: torch.Generator, bos: int = 0) -> Tensor:
-    """``BOS + r + r``: a random sequence of distinct tokens, shown twice.
+def repeated_sequences(
+    batch: int,
+    seq_len: int,
+    n_vocab: int,
+    generator: torch.Generator | int,
+    *,
+    bos: int | None = 0,
+    distinct: bool = True,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``BOS + r + r``: a random run ``r`` of ``seq_len`` tokens, shown twice.
 
-    ``r`` has ``seq_len`` tokens drawn without replacement from ``{0, ..., n_vocab - 1}`` minus ``bos``, so no token
-    repeats inside one copy and the only way to predict the second copy is to look back at the first (induction).
+    ``r`` is drawn uniformly from ``{0, ..., n_vocab - 1}`` minus ``bos``; with ``distinct`` (default) without
+    replacement, so no token repeats inside one copy and the only way to predict the second copy is to look back
+    at the first (induction).
 
     Args:
         batch: number of sequences, >= 1.
-        seq_len: length of ``r``, in [1, n_vocab - 1].
+        seq_len: length ``T`` of ``r``, >= 1 (at most the number of non-BOS tokens when ``distinct``).
         n_vocab: vocabulary size, >= 2.
-        generator: a CPU ``torch.Generator``.
-        bos: the beginning-of-sequence token, in [0, n_vocab - 1] (default 0).
+        generator: a CPU ``torch.Generator``, or an int seed for a fresh one (the global generator is untouched).
+        bos: the beginning-of-sequence token in [0, n_vocab - 1], or ``None`` for sequences ``r + r``.
+        distinct: draw ``r`` without replacement.
+        device: where the result goes (drawn on the CPU either way, so every device sees the same tokens).
 
     Returns:
-        LongTensor ``(batch, 1 + 2 * seq_len)``: column 0 is ``bos``, columns ``1..seq_len`` are ``r`` and columns
-        ``seq_len + 1 .. 2 seq_len`` repeat them.
+        LongTensor ``(batch, 1 + 2 T)``: column 0 is ``bos``, columns ``1..T`` are ``r`` and ``T+1..2T`` repeat
+        them (``(batch, 2 T)`` without BOS).
 
     Raises:
-        ValueError: ``seq_len > n_vocab - 1`` (not enough distinct tokens) or another argument out of range.
+        ValueError: ``seq_len`` larger than the number of tokens to draw from, or another argument out of range.
     """
-    _check_int("batch", batch, 1)
-    _check_int("n_vocab", n_vocab, 2)
-    _check_int("bos", bos, 0, n_vocab - 1)
-    _check_int("seq_len", seq_len, 1)
-    if seq_len > n_vocab - 1:
-        raise ValueError(
-            f"seq_len must be in [1, n_vocab - 1] = [1, {n_vocab - 1}] (tokens are drawn without replacement), "
-            f"got {seq_len}"
-        )
-    g = _check_generator(generator)
+    check_int("batch", batch, 1)
+    check_int("n_vocab", n_vocab, 2)
+    if bos is not None:
+        check_int("bos", bos, 0, n_vocab - 1)
     choices = torch.tensor([t for t in range(n_vocab) if t != bos], dtype=torch.long)
-    order = torch.rand(batch, n_vocab - 1, generator=g).argsort(dim=1)[:, :seq_len]
+    check_int("seq_len", seq_len, 1, len(choices) if distinct else None)
+    g = check_generator(generator)
+    if distinct:
+        order = torch.rand(batch, len(choices), generator=g).argsort(dim=1)[:, :seq_len]
+    else:
+        order = torch.randint(len(choices), (batch, seq_len), generator=g)
     r = choices[order]
-    b = torch.full((batch, 1), bos, dtype=torch.long)
-    return torch.cat([b, r, r], dim=1)
+    parts = [r, r] if bos is None else [torch.full((batch, 1), bos, dtype=torch.long), r, r]
+    return torch.cat(parts, dim=1).to(device)
+
+
+def periodic_sequences(
+    batch: int,
+    n: int,
+    n_vocab: int,
+    generator: torch.Generator | int,
+    *,
+    min_period: int,
+    max_period: int,
+    bos: int = 0,
+) -> Tensor:
+    """``BOS`` followed by ``r r r ...`` cut to ``n`` tokens, with a fresh period ``T`` for every sequence.
+
+    ``r`` is a run of ``T`` distinct tokens (BOS excluded), ``T`` uniform in ``[min_period, max_period]`` per
+    sequence. Every token after the first period is predictable by induction, and because ``T`` varies no fixed
+    positional offset can replace looking back at the content.
+
+    Args:
+        batch: number of sequences; n: sequence length (>= 2); n_vocab: vocabulary size including BOS (>= 3).
+        generator: a CPU ``torch.Generator`` or an int seed.
+        min_period, max_period: range of ``T``, ``2 <= min_period <= max_period <= n_vocab - 1``.
+        bos: the BOS id.
+
+    Returns:
+        Token ids ``(batch, n)`` on the CPU.
+    """
+    check_int("n_vocab", n_vocab, 3)
+    check_int("n", n, 2)
+    check_int("batch", batch, 1)
+    check_int("bos", bos, 0, n_vocab - 1)
+    check_int("max_period", max_period, 2, n_vocab - 1)
+    check_int("min_period", min_period, 2, max_period)
+    g = check_generator(generator)
+    T = torch.randint(min_period, max_period + 1, (batch, 1), generator=g)
+    r = torch.rand(batch, n_vocab - 1, generator=g).argsort(dim=1)
+    r = r + (r >= bos).long()  # skip the BOS id
+    body = r.gather(1, torch.arange(n - 1)[None, :] % T)
+    return torch.cat([torch.full((batch, 1), bos, dtype=torch.long), body], dim=1)
+
+
+@dataclass(frozen=True)
+class RepeatedSequences:
+    """The induction task as a training source: ``BOS + r + r`` with the length of ``r`` varying per batch.
+
+    Attributes:
+        n_vocab: vocabulary size; bos: the BOS id.
+        min_len, max_len: each training batch draws one length ``T`` uniformly from ``[min_len, max_len]``.
+        eval_len: the copy length to evaluate on (``2 eval_len + 1 <= n_ctx`` of the model).
+    """
+
+    n_vocab: int
+    bos: int = 0
+    min_len: int = 8
+    max_len: int = 24
+    eval_len: int = 20
+
+    def __post_init__(self) -> None:
+        check_int("n_vocab", self.n_vocab, 2)
+        check_int("bos", self.bos, 0, self.n_vocab - 1)
+        check_int("max_len", self.max_len, 1, self.n_vocab - 1)
+        check_int("min_len", self.min_len, 1, self.max_len)
+        check_int("eval_len", self.eval_len, 1, self.n_vocab - 1)
+
+    def batches(self, batch: int, seed: int = 0) -> Callable[[int], tuple[Tensor, Tensor]]:
+        """A ``step -> (inputs, targets)`` source of :func:`repeated_sequences` with a random length per step."""
+        check_int("batch", batch, 1)
+
+        def draw(s: int) -> tuple[Tensor, Tensor]:
+            g = torch.Generator().manual_seed(s)
+            n = int(torch.randint(self.min_len, self.max_len + 1, (1,), generator=g))
+            return next_token_pairs(repeated_sequences(batch, n, self.n_vocab, g, bos=self.bos))
+
+        return seeded_batches(draw, seed)
+
+
+def periodic_batches(
+    n_vocab: int, n_ctx: int, *, batch: int = 32, min_period: int = 3, max_period: int = 12, seed: int = 0, bos: int = 0
+) -> Callable[[int], tuple[Tensor, Tensor]]:
+    """A ``step -> (inputs, targets)`` source of :func:`periodic_sequences`, both ``(batch, n_ctx)``."""
+    check_int("n_ctx", n_ctx, 2)
+
+    def draw(s: int) -> tuple[Tensor, Tensor]:
+        kw = {"min_period": min_period, "max_period": max_period, "bos": bos}
+        return next_token_pairs(periodic_sequences(batch, n_ctx + 1, n_vocab, s, **kw))
+
+    return seeded_batches(draw, seed)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -323,7 +433,7 @@ class CharTokenizer:
         longest = max(len(s) for s in seqs)
         if length is None:
             length = longest
-        _check_int("length", length, longest)
+        check_int("length", length, longest)
         tokens = torch.full((len(seqs), length), self.PAD, dtype=torch.long)
         mask = torch.zeros((len(seqs), length), dtype=torch.bool)
         for i, s in enumerate(seqs):
@@ -344,7 +454,7 @@ OPS: tuple[str, ...] = ("add", "sub", "mul", "div")
 
 # Question templates end with " Answer:"; the solution (the chain of thought) starts with a space and ends
 # with "Final answer: {c}\n", the homework's format.
-_TEMPLATES: dict[str, tuple[str, str]] = {
+TEMPLATES: dict[str, tuple[str, str]] = {
     "add": (
         "Question: {name} has {a} {obj} and gets {b} more. How many now? Answer:",
         " {a} + {b} = {c}. Final answer: {c}\n",
@@ -397,16 +507,16 @@ def make_problem(op: str, a: int, b: int, name: str = "Sam", obj: str = "apples"
     Raises:
         ValueError: unknown ``op``, negative numbers, ``a < b`` for ``sub``, or an inexact division.
     """
-    if op not in _TEMPLATES:
+    if op not in TEMPLATES:
         raise ValueError(f"op must be one of {list(OPS)}, got {op!r}")
-    _check_int("a", a, 0)
-    _check_int("b", b, 0)
+    check_int("a", a, 0)
+    check_int("b", b, 0)
     if op == "sub" and a < b:
         raise ValueError(f"sub needs a >= b, got a={a}, b={b}")
     if op == "div" and (b < 2 or a % b != 0):
         raise ValueError(f"div needs b >= 2 dividing a, got a={a}, b={b}")
     c = {"add": a + b, "sub": a - b, "mul": a * b, "div": a // b if b else 0}[op]
-    q, s = _TEMPLATES[op]
+    q, s = TEMPLATES[op]
     fmt = {"name": name, "obj": obj, "a": a, "b": b, "c": c, "f": b - 1}
     return Problem(op, a, b, c, name, obj, q.format(**fmt), s.format(**fmt))
 
@@ -426,7 +536,7 @@ def _number_pairs(op: str, max_operand: int, max_factor: int) -> list[tuple[int,
 def arithmetic_tokenizer() -> CharTokenizer:
     """The character tokenizer of the arithmetic task: every character its templates, names and objects use."""
     chars: set[str] = set("0123456789")
-    for q, s in _TEMPLATES.values():
+    for q, s in TEMPLATES.values():
         chars |= set(re.sub(r"\{[a-z]+\}", "", q + s))
     for w in NAMES + OBJECTS:
         chars |= set(w)
@@ -466,11 +576,11 @@ class ArithmeticTask:
     def __init__(
         self, seed: int = 0, *, n_train: int = 20000, n_heldout: int = 500, max_operand: int = 6, max_factor: int = 5
     ) -> None:
-        _check_int("seed", seed, 0)
-        _check_int("n_train", n_train, 1)
-        _check_int("n_heldout", n_heldout, 1)
-        _check_int("max_operand", max_operand, 2, 99)
-        _check_int("max_factor", max_factor, 2, 9)
+        check_int("seed", seed, 0)
+        check_int("n_train", n_train, 1)
+        check_int("n_heldout", n_heldout, 1)
+        check_int("max_operand", max_operand, 2, 99)
+        check_int("max_factor", max_factor, 2, 9)
         self.seed, self.max_operand, self.max_factor = seed, max_operand, max_factor
         self.tokenizer = arithmetic_tokenizer()
         instances = [
@@ -496,6 +606,12 @@ class ArithmeticTask:
                 cursors[op] += 1
         self.heldout: list[Problem] = [make_problem(*x) for x in order[:n_heldout]]
         self.train: list[Problem] = [make_problem(*x) for x in order[n_heldout : n_heldout + n_train]]
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the templates, names and objects: editing them changes every cache key built on this task."""
+        blob = json.dumps({"templates": TEMPLATES, "names": NAMES, "objects": OBJECTS}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def max_len(self) -> int:
@@ -534,21 +650,20 @@ class ArithmeticTask:
         problem of that operation, so the four operations are equally frequent although addition has the most
         instances. Shapes as in :meth:`encode`, padded to :attr:`max_len` ``- 1``.
         """
-        _check_int("batch", batch, 1)
-        _check_int("seed", seed, 0)
+        check_int("batch", batch, 1)
         n = self.max_len - 1
         by_op = [[p for p in self.train if p.op == op] for op in OPS]
         by_op = [lst for lst in by_op if lst]
 
-        def make(step: int) -> tuple[Tensor, Tensor, Tensor]:
-            rng = random.Random(seed * 1_000_003 + step)
+        def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
+            rng = random.Random(s)
             picks = []
             for _ in range(batch):
                 lst = by_op[rng.randrange(len(by_op))]
                 picks.append(lst[rng.randrange(len(lst))])
             return self.encode(picks, n)
 
-        return make
+        return seeded_batches(draw, seed)
 
 
 _FINAL_RE = re.compile(re.escape(FINAL) + r"(.*?)\n", re.DOTALL)
@@ -593,9 +708,9 @@ class ModularAddition:
     """
 
     def __init__(self, p: int = 17, n_heldout: int = 4, seed: int = 0) -> None:
-        self.p = _check_int("p", p, 3)
-        _check_int("n_heldout", n_heldout, 1, p - 1)
-        _check_int("seed", seed, 0)
+        self.p = check_int("p", p, 3)
+        check_int("n_heldout", n_heldout, 1, p - 1)
+        check_int("seed", seed, 0)
         order = torch.randperm(p, generator=torch.Generator().manual_seed(seed)).tolist()
         self.heldout_tasks: list[int] = sorted(order[:n_heldout])
         self.train_tasks: list[int] = sorted(order[n_heldout:])
@@ -611,7 +726,7 @@ class ModularAddition:
                 raise ValueError(f"k as a tensor must have shape (batch,) = ({batch},), got {tuple(k.shape)}")
             ks = k.long().cpu()
         else:
-            ks = torch.full((batch,), _check_int("k", k, 0, self.p - 1), dtype=torch.long)
+            ks = torch.full((batch,), check_int("k", k, 0, self.p - 1), dtype=torch.long)
         if bool(((ks < 0) | (ks >= self.p)).any()):
             raise ValueError(f"k must be in [0, {self.p - 1}]")
         return ks
@@ -622,17 +737,17 @@ class ModularAddition:
         Returns:
             ``x``: LongTensor ``(batch, n)`` uniform residues; ``y = (x + k) mod p``, same shape.
         """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        g = _check_generator(generator)
+        check_int("batch", batch, 1)
+        check_int("n", n, 1)
+        g = check_generator(generator)
         ks = self._ks(k, batch)
         x = torch.randint(0, self.p, (batch, n), generator=g)
         return x, (x + ks[:, None]) % self.p
 
     def sample_tasks(self, batch: int, split: str, generator: torch.Generator) -> Tensor:
         """``batch`` task ids drawn uniformly from ``split`` (``"train"`` or ``"heldout"``): LongTensor ``(batch,)``."""
-        _check_int("batch", batch, 1)
-        g = _check_generator(generator)
+        check_int("batch", batch, 1)
+        g = check_generator(generator)
         if split not in ("train", "heldout"):
             raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
         pool = torch.tensor(self.train_tasks if split == "train" else self.heldout_tasks)
@@ -648,7 +763,7 @@ class ModularAddition:
             ``targets`` the same shape (the sequence shifted left by one), and ``mask`` BoolTensor of the same shape,
             True where the target is a ``y`` (the only positions whose answer is determined).
         """
-        _check_int("n_pairs", n_pairs, 1)
+        check_int("n_pairs", n_pairs, 1)
         x, y = self.sample(k, batch, n_pairs, generator)
         seq = torch.stack([x, y], dim=2).reshape(batch, 2 * n_pairs)
         inputs, targets = seq[:, :-1], seq[:, 1:]
