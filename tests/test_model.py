@@ -178,7 +178,7 @@ def test_residual_sum_error_sees_a_write_that_was_not_recorded() -> None:
     """A cache that misses one head's write (e.g. a model that forgets to record it) is reported, not averaged."""
     model = make(d_mlp=8)
     _, cache = model.run_with_cache(tokens(model))
-    missing = cache.head_out[1][:, 1]
+    missing = cache.head_out[1][:, 1].detach()
     cache.head_out[1] = cache.head_out[1][:, :1]
     assert cache.residual_sum_error() == pytest.approx(float(missing.abs().max()), rel=1e-6)
     _, cache = model.run_with_cache(tokens(model))
