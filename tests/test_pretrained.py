@@ -15,8 +15,9 @@ import lmlab
 import pytest
 import torch
 from lmlab import pretrained
+from lmlab.arithmetic import ArithmeticTask, CharTokenizer
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import ArithmeticTask, BigramLanguage, CharTokenizer, RepeatedSequences
+from lmlab.tasks import BigramLanguage, RepeatedSequences
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from lmlab import tasks
-from lmlab.tasks import (
-    ArithmeticTask,
-    BigramLanguage,
-    CharTokenizer,
-    ModularAddition,
-    make_problem,
-    parse_answer,
-    repeated_sequences,
-)
+from lmlab import arithmetic, tasks
+from lmlab.arithmetic import ArithmeticTask, CharTokenizer, make_problem, parse_answer
+from lmlab.modular import ModularAddition
+from lmlab.tasks import BigramLanguage, repeated_sequences
 from scipy import stats
 
 
@@ -165,7 +159,7 @@ def test_repeated_sequences_task_varies_the_length_per_step() -> None:
 
 
 def test_char_tokenizer_round_trip_and_specials() -> None:
-    tok = tasks.arithmetic_tokenizer()
+    tok = arithmetic.arithmetic_tokenizer()
     task = ArithmeticTask(0, n_train=200, n_heldout=50)
     for p in task.train[:50] + task.heldout[:20]:
         ids = tok.encode(p.text, bos=True, eos=True)

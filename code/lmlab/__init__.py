@@ -8,8 +8,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 
 - ``lmlab.model``: ``TinyTransformer`` and ``ModelConfig``, weights in the homework's shapes; ``model.head(l, h)``.
 - ``lmlab.layers``: its layers, the causal mask and one attention head as an object (``Head``, with W_QK, W_OV).
-- ``lmlab.tasks``: seeded synthetic data (bigram language, repeated sequences, arithmetic with a chain of
-  thought, modular-addition task family) and the seeded batch sources for training.
+- ``lmlab.tasks``: seeded synthetic data (bigram language, repeated sequences) and the seeded batch sources.
+- ``lmlab.arithmetic``: arithmetic word problems with a chain of thought, their tokenizer and answer parser.
+- ``lmlab.modular``: the modular-addition task family (``x -> x + k mod p``) for meta-learning.
 - ``lmlab.train``: one small training loop and the masked cross-entropy.
 - ``lmlab.pretrained``: ``load(name)`` trains a named recipe once and caches it.
 - ``lmlab.circuits``: QK/OV circuits in the book's notation, factored SVD, read and write subspaces.
@@ -20,6 +21,8 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.checks``: the argument checks every module shares.
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
 - ``lmlab.plotting``: the book's matplotlib style.
+- ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
+- ``lmlab.units``: the book's one pint unit registry.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from lmlab._runtime import device, seed_everything
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 
 _SUBMODULES = (
+    "arithmetic",
     "checks",
     "circuits",
     "fermi",
@@ -40,6 +44,7 @@ _SUBMODULES = (
     "induction_eval",
     "layers",
     "model",
+    "modular",
     "plotting",
     "pretrained",
     "report",

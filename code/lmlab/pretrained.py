@@ -34,10 +34,11 @@ from torch import Tensor, nn
 
 import lmlab
 from lmlab._runtime import device as _default_device
+from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, parse_answer
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import ArithmeticTask, BigramLanguage, Problem, RepeatedSequences, arithmetic_tokenizer, parse_answer
+from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 
 __all__ = [
@@ -152,7 +153,7 @@ register(
         name="arithmetic-cot",
         description=(
             "A 2-layer transformer with MLPs and LayerNorm, character-level, trained on "
-            "lmlab.tasks.ArithmeticTask(seed=0) word problems (add, subtract, multiply, divide) whose answers "
+            "lmlab.arithmetic.ArithmeticTask(seed=0) word problems (add, subtract, multiply, divide) whose answers "
             "follow a short chain of thought and end 'Final answer: N\\n'. The loss counts only the solution "
             "(chain of thought, answer, newline), as in the homework's soft-prompting question."
         ),
@@ -223,7 +224,7 @@ def task(name: str) -> Any:
     """The task a recipe was trained on, built afresh: ``make_task(**task)``. For the book's recipes a
     :class:`~lmlab.tasks.BigramLanguage` (``"bigram-zero"``), a :class:`~lmlab.tasks.RepeatedSequences`
     (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on) and an
-    :class:`~lmlab.tasks.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``)."""
+    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``)."""
     r = _recipe(name)
     return r.make_task(**r.task)
 
@@ -405,7 +406,7 @@ def complete(
     Args:
         model: a model trained on the tokenizer's ids.
         prompts: the texts, e.g. ``problem.question`` (ending ``" Answer:"``); ``BOS`` is put in front of each.
-        tokenizer: a :class:`~lmlab.tasks.CharTokenizer` (default: the arithmetic task's).
+        tokenizer: a :class:`~lmlab.arithmetic.CharTokenizer` (default: the arithmetic task's).
         max_new_tokens: at most this many characters per completion (also capped by the context length).
 
     Returns:
@@ -434,7 +435,7 @@ def complete(
 
 def evaluate_arithmetic(model: TinyTransformer, questions: Sequence[Problem], tokenizer: Any = None) -> float:
     """Exact-answer accuracy: the fraction of problems whose greedy completion of ``problem.question`` parses
-    (:func:`~lmlab.tasks.parse_answer`) to ``problem.answer``. A completion that does not parse counts as wrong."""
+    (:func:`~lmlab.arithmetic.parse_answer`) to ``problem.answer``. A completion that does not parse counts as wrong."""
     if len(questions) == 0:
         raise ValueError("questions must hold at least one Problem")
     longest = max(len(p.solution) for p in questions) + 4
