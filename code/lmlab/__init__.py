@@ -13,7 +13,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.pretrained``: ``load(name)`` trains a named recipe once and caches it.
 - ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
-- ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.chinchilla``: the Chinchilla scaling law, solved with sympy and checked numerically.
+- ``lmlab.fermi``: back-of-the-envelope estimates with units (memory, latency, cost, energy, roofline).
+- ``lmlab.uncertainty``: Monte Carlo propagation of ranges in log space.
 - ``lmlab.plotting``: the book's matplotlib style.
 """
 
@@ -26,7 +28,20 @@ from lmlab._runtime import device, seed_everything
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
+_SUBMODULES = (
+    "model",
+    "tasks",
+    "train",
+    "pretrained",
+    "circuits",
+    "induction",
+    "chinchilla",
+    "fermi",
+    "uncertainty",
+    "plotting",
+    "report",
+    "units",
+)
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 
