@@ -44,7 +44,7 @@ def test_html_tables_read_in_light_and_dark_mode() -> None:
         assert "var(--pst-color-text-base" in html and "var(--pst-color-border" in html
         assert "background: transparent" in html
         assert not any(c in html.lower() for c in ("#fff", "background: white", "#f5f5f5", "color: black"))
-        assert "padding: 0.3em" in html and "<caption" in html
+        assert "padding: 0.3em" in html and "<caption" in html and "dataframe" in html
     table = report.Table(["a", "b"], [["text", 1.5]])._repr_html_()
     assert table.count("nowrap") == 1  # only the number
 

@@ -251,7 +251,7 @@ class ComparisonRow:
         """A short verdict: ``agrees``, ``same order`` (of magnitude), ``carried`` (reproduced from the homework's
         own earlier, rounded or mistaken, figure), ``slip`` (does not follow from its inputs), or ``—`` when
         nothing is stated. Each but ``agrees`` and ``—`` ends with ``×r``, ``r`` = ours ÷ stated."""
-        r = f"×{self.ratio:.2g}"
+        r = f"×{self.ratio:.3g}" if abs(self.ratio - 1) < 0.1 else f"×{self.ratio:.2g}"  # never a bare "×1"
         return {
             "agrees": "✓ agrees",
             "oom": f"✓ same order, {r}",
@@ -405,7 +405,11 @@ def _html_table(
     headers: list[str] | tuple[str, ...], rows: list[Any], title: str, cls: str, nowrap: list[list[bool]]
 ) -> str:
     """The chapters' one HTML table: theme colours (readable in light and dark mode), no background slab, room
-    between the columns, the caption above in the text colour, and numbers that do not break inside."""
+    between the columns, the caption above in the text colour, and numbers that do not break inside.
+
+    The class ``dataframe`` matters: in dark mode the pydata theme paints every HTML output on a light slab except
+    a ``table.dataframe`` (pandas' class), which it styles with the theme's own table colours instead.
+    """
     import html
 
     def cell(tag: str, text: str, extra: str = "") -> str:
@@ -424,6 +428,9 @@ def _html_table(
         if title
         else ""
     )
-    style = f"{_TEXT}; background: transparent; border-collapse: collapse; margin: 0.5em 0 1em 0; font-size: 0.9em"
+    style = (
+        f"{_TEXT}; background: transparent; border: none; border-collapse: collapse; margin: 0.5em 0 1em 0;"
+        " font-size: 0.9em"
+    )
     head_row = f"<tr style='background: transparent'>{head}</tr>"
-    return f"<table class='{cls}' style='{style}'>{cap}<thead>{head_row}</thead><tbody>{body}</tbody></table>"
+    return f"<table class='dataframe {cls}' style='{style}'>{cap}<thead>{head_row}</thead><tbody>{body}</tbody></table>"
