@@ -19,7 +19,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.induction_eval``: losses on repeated sequences and the experiments built on them.
 - ``lmlab.timing``: the best-of-n timer.
 - ``lmlab.checks``: the argument checks every module shares.
-- ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.chinchilla``: the Chinchilla scaling law, solved with sympy and checked numerically.
+- ``lmlab.fermi``: back-of-the-envelope estimates with units (memory, latency, cost, energy, roofline).
+- ``lmlab.uncertainty``: Monte Carlo propagation of ranges in log space.
 - ``lmlab.plotting``: the book's matplotlib style.
 - ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
 - ``lmlab.units``: the book's one pint unit registry.
@@ -37,6 +39,7 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 _SUBMODULES = (
     "arithmetic",
     "checks",
+    "chinchilla",
     "circuits",
     "fermi",
     "heads",
@@ -51,6 +54,7 @@ _SUBMODULES = (
     "tasks",
     "timing",
     "train",
+    "uncertainty",
     "units",
 )
 
