@@ -2,6 +2,9 @@
 
 - sphinx-thebe registers its inline configuration script twice, so every page logs
   ``Identifier 'THEBE_JS_URL' has already been declared``; drop exact duplicate scripts.
+- The Colab launch button points at the page's source (``book/<page>.md``) on the repository's branch; point it at
+  the Colab edition instead, ``book/<page>.ipynb`` on the branch ``lmlab_colab_branch`` that the Pages workflow
+  publishes from the same build.
 - pydata-sphinx-theme reads the colour mode from localStorage and falls back to ``default_mode``, which
   sphinx-book-theme leaves empty, so a first visit logs ``Got invalid theme mode``; default to ``auto``.
 
@@ -22,11 +25,30 @@ from typing import Any
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
-from sphinx.errors import NoUri
 from sphinx.transforms.post_transforms import ReferencesResolver, SphinxPostTransform
 
 
+def _colab_link(url: str, branch: str) -> str:
+    """A launch URL of Colab rewritten to the Colab edition: branch ``branch``, the page's ``.ipynb``."""
+    head, sep, path = url.partition("/blob/")
+    if not sep:
+        return url
+    path = path.split("/", 1)[1] if "/" in path else path
+    stem, dot, ext = path.rpartition(".")
+    return f"{head}/blob/{branch}/{stem if dot else path}.ipynb"
+
+
+def _rewrite_colab(buttons: list[Any], branch: str) -> None:
+    for b in buttons:
+        if isinstance(b, dict):
+            if "colab.research.google.com" in str(b.get("url", "")):
+                b["url"] = _colab_link(b["url"], branch)
+            _rewrite_colab(b.get("buttons", []), branch)
+
+
 def _tidy_page(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    # The launch buttons open the page's notebook in the Colab edition (tools/colab), published on its own branch.
+    _rewrite_colab(context.get("header_buttons", []), app.config.lmlab_colab_branch)
     scripts = context.get("script_files")
     if scripts:
         seen: set[tuple[str, str]] = set()
@@ -86,7 +108,7 @@ class RecordReferences(SphinxPostTransform):
             try:
                 domain = env.get_domain(domain_name)
                 new = domain.resolve_xref(env, docname, app.builder, typ, target, node.deepcopy(), contnode)
-            except (NoUri, KeyError, ValueError):
+            except Exception:  # noqa: BLE001 - unresolvable here; the Colab converter reports what it misses
                 continue
             if new is None:
                 continue
@@ -131,4 +153,5 @@ class RecordReferences(SphinxPostTransform):
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _tidy_page, priority=900)
     app.add_post_transform(RecordReferences)
+    app.add_config_value("lmlab_colab_branch", "colab", "html")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
