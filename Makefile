@@ -58,13 +58,13 @@ test-unit: $(STAMP)
 test-chapters: $(STAMP)
 	rm -rf $(EXECUTED)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env --lmlab-executed $(EXECUTED) book
-	$(PY) tools/execution_cache.py store $(EXECUTED)
+	$(PY) -m tools.execution_cache store $(EXECUTED)
 
 # 4. The strict site build (zero warnings), rendered from step 3's execution, under the network guard; then a
 #    check that no chapter was executed again.
 book-strict: test-chapters
 	$(GUARD) $(BIN)/jupyter-book build . --all -W -n --keep-going
-	$(PY) tools/execution_cache.py check
+	$(PY) -m tools.execution_cache check
 
 # 5. The Colab edition: converted from the chapters and the build's executed notebooks, then run as on Colab.
 colab: $(STAMP)

@@ -53,10 +53,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "colab: runs the Colab edition's notebooks as Colab would (make test-colab)")
     # The chapter kernels are started by nbval with this process's environment.
     os.environ["LMLAB_BLOCK_NETWORK"] = "1"
     os.environ["LMLAB_QUIET"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # The kernels draw figures with ipykernel's inline backend (PNG outputs), as the build's kernels do: the site
+    # renders this execution (tools/execution_cache.py), so a forced non-interactive backend would lose every figure.
+    os.environ.pop("MPLBACKEND", None)
     # pytest-xdist runs two chapters at once on a 2-core machine: one thread per kernel avoids the
     # oversubscription that makes small-tensor training many times slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -3,9 +3,9 @@
 ``make test`` runs the chapters under nbval with ``--lmlab-executed DIR`` (see the root ``conftest.py``), which
 writes every chapter that passed, with its outputs, to ``DIR/<name>.ipynb``. Then:
 
-    python tools/execution_cache.py store DIR     # put those outputs into the build's jupyter-cache
+    python -m tools.execution_cache store DIR     # put those outputs into the build's jupyter-cache
     jupyter-book build ...                       # execute_notebooks: cache -> every chapter is a cache hit
-    python tools/execution_cache.py check        # fail unless each chapter was rendered from this nbval run
+    python -m tools.execution_cache check        # fail unless each chapter was rendered from this nbval run
 
 myst-nb looks a notebook up in jupyter-cache by a hash of its code cells (sources and metadata) and its kernelspec,
 so ``store`` reads each chapter with myst-nb's own MyST reader (the notebook the build will hash) and copies the
@@ -26,16 +26,10 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from myst_nb.core.read import read_myst_markdown_notebook
 
+from tools.book import chapters
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
-
-
-def chapters() -> list[pathlib.Path]:
-    """The executable chapters listed in ``_toc.yml`` (the same list nbval collects)."""
-    sys.path.insert(0, str(ROOT))
-    from conftest import is_notebook, toc_files
-
-    return [p for p in toc_files() if is_notebook(p)]
 
 
 def read_source(md: pathlib.Path) -> nbformat.NotebookNode:
@@ -55,6 +49,13 @@ def with_outputs(md: pathlib.Path, executed: nbformat.NotebookNode) -> nbformat.
     if [c.source for c in code] != [c.source for c in ran]:
         raise ValueError(f"{md.name}: the executed notebook's code differs from the chapter's; run nbval again")
     for cell, done in zip(code, ran, strict=True):
+        for out in done.get("outputs", []):
+            data = out.get("data", {})
+            text = "".join(v for k, v in data.items() if k.endswith("text/plain"))
+            if text.startswith("<Figure size") and not any("image/" in k for k in data):
+                raise ValueError(
+                    f"{md.name}: a figure was executed without an image (is MPLBACKEND set for the kernels?)"
+                )
         cell.outputs = done.get("outputs", [])
         cell.execution_count = done.get("execution_count")
     return nb

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import pathlib
 import posixpath
+import re
 from typing import Any
 
 from docutils import nodes
@@ -69,7 +70,7 @@ def _site_url(app: Sphinx, docname: str, uri: str) -> str:
     if "://" in uri or uri.startswith("mailto:"):
         return uri
     page = docname + ".html"
-    if uri.startswith("#"):
+    if not uri or uri.startswith("#"):
         return base + page + uri
     return base + posixpath.normpath(posixpath.join(posixpath.dirname(page), uri))
 
@@ -77,7 +78,7 @@ def _site_url(app: Sphinx, docname: str, uri: str) -> str:
 def _markdown(app: Sphinx, docname: str, node: nodes.Node) -> str:
     """A resolved inline node as Markdown: text, emphasis, and links made absolute on the site."""
     if isinstance(node, nodes.Text):
-        return node.astext()
+        return re.sub(r"([\\`*_\[\]<>])", r"\\\1", node.astext())  # Markdown's special characters, escaped
     inner = "".join(_markdown(app, docname, child) for child in node.children)
     if isinstance(node, nodes.reference):
         uri = node.get("refuri") or ("#" + node["refid"] if node.get("refid") else "")

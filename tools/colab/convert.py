@@ -42,6 +42,8 @@ from myst_nb.core.variables import format_plain_text
 from myst_parser.config.main import MdParserConfig
 from myst_parser.parsers.mdit import create_md_parser
 
+from tools.book import chapters
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "_build"
 GLUE_PREFIX = "application/papermill.record/"
@@ -95,17 +97,17 @@ def md_parser(config: dict[str, Any] | None = None) -> MarkdownIt:
     return create_md_parser(MdParserConfig(enable_extensions=extensions), RendererHTML)
 
 
-def chapters() -> list[pathlib.Path]:
-    """The executable chapters listed in ``_toc.yml``."""
-    sys.path.insert(0, str(ROOT))
-    from conftest import is_notebook, toc_files
-
-    return [p for p in toc_files() if is_notebook(p)]
-
-
 def glued_values(executed: pathlib.Path = BUILD / "jupyter_execute") -> dict[str, dict[str, Any]]:
-    """Every value glued in the build's executed notebooks: key -> MIME bundle (``text/plain``, ``image/png``...)."""
+    """Every value glued in the build: key -> MIME bundle (``text/plain``, ``image/png``, ...).
+
+    myst-nb moves each executed notebook's glued outputs into ``<page>.glue.json`` beside it (MIME prefix removed);
+    outputs still in a notebook (a build that kept them) are read too.
+    """
     values: dict[str, dict[str, Any]] = {}
+    for path in sorted(executed.rglob("*.glue.json")):
+        for key, out in json.loads(path.read_text(encoding="utf8")).items():
+            prefix = out.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+            values[key] = {k.removeprefix(prefix): v for k, v in out.get("data", {}).items()}
     for path in sorted(executed.rglob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -114,8 +116,7 @@ def glued_values(executed: pathlib.Path = BUILD / "jupyter_execute") -> dict[str
                 if out.get("output_type") != "display_data" or not scrap:
                     continue
                 prefix = scrap.get("mime_prefix", "")
-                bundle = {k[len(prefix) :]: v for k, v in out.get("data", {}).items() if k.startswith(prefix)}
-                values[scrap["name"]] = bundle
+                values[scrap["name"]] = {k.removeprefix(prefix): v for k, v in out.get("data", {}).items()}
     return values
 
 
@@ -479,7 +480,7 @@ class Chapter:
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
             "colab": {"provenance": [], "toc_visible": True},
-            "lmlab": {"source": str(self.md.relative_to(ROOT)), "website": self.refs.url},
+            "lmlab": {"source": self.refs.docname + self.md.suffix, "website": self.refs.url},
         }
         return nb
 
