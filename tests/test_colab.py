@@ -117,11 +117,11 @@ def test_notebook_cells_folded_linked_and_pinned(tmp_path: pathlib.Path) -> None
     nb = c.notebook()
     intro, title, install, hidden, shown, sol_md, sol_code, after = nb.cells
     assert intro.cell_type == "markdown" and SITE + "ch.html" in intro.source and "The title" in intro.source
-    assert install.source.startswith('#@title Install lmlab on Colab. { display-mode: "form" }')
+    assert install.source.startswith('#@title Install lmlab on Colab. { display-mode: "form" }\nimport sys\n')
     assert '"lmlab @ git+https://github.com/o/r@abc123"' in install.source
     assert hidden.source.startswith("#@title ") and hidden.metadata["cellView"] == "form"
     assert shown.source == "y = 2" and "cellView" not in shown.metadata
-    assert "Solution to Exercise 2" in sol_md.source
+    assert sol_md.source == "<details>\n<summary>Solution to Exercise 2</summary>\n\nThe reasoning.\n\n</details>"
     assert sol_code.source.startswith("#@title Solution to Exercise 2")
     assert after.source == "After."
     c.repo_url = "https://github.com/other/repo"

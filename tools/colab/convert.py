@@ -139,9 +139,10 @@ class PageRefs:
 
     def xref(self, domain: str, typ: str, target: str) -> str:
         """The Markdown the website shows for a reference (text with absolute links)."""
-        for r in self.refs:
-            if r["domain"] == domain and r["type"] == typ and r["target"] in (target, target.lower()):
-                return r["markdown"]
+        found = [r for r in self.refs if r["domain"] == domain and r["target"] in (target, target.lower())]
+        # Extensions may retype a reference (sphinx-exercise turns {ref} to an exercise into a numbered one).
+        for r in sorted(found, key=lambda r: r["type"] != typ):
+            return r["markdown"]
         raise ConversionError(f"{self.docname}: the build recorded no {domain}:{typ} reference to {target!r}")
 
     def label_url(self, label: str) -> str:
@@ -358,7 +359,7 @@ class Chapter:
             return details(f"Solution to {self.exercise_name(arg)}", self.markdown(body))
         if name == "solution-start":
             self.gate = arg
-            return f"**Solution to {self.exercise_name(arg)}.** The next cells hold it, folded: open them to read it."
+            return ""
         if name == "solution-end":
             self.gate = None
             return ""
@@ -376,11 +377,23 @@ class Chapter:
             return f"[Bibliography]({self.link('bibliography.md')})"
         raise ConversionError(f"{self.md.name}: the Colab converter does not know the directive {{{name}}}")
 
-    def markdown(self, text: str) -> str:
-        """MyST Markdown -> Markdown as Colab renders it (CommonMark, GFM tables, dollar math, HTML)."""
+    def markdown(self, text: str, top: bool = False) -> str:
+        """MyST Markdown -> Markdown as Colab renders it (CommonMark, GFM tables, dollar math, HTML).
+
+        With ``top`` (a whole Markdown cell), the blocks between a ``solution-start`` and its ``solution-end`` are
+        folded into a ``<details>`` block (the pair may span cells: each cell's part is folded on its own).
+        """
         tokens = self.parser.parse(text)
         lines = text.splitlines(keepends=True)
         out: list[str] = []
+        folded: list[str] = []
+        fold_label = self.gate
+
+        def fold() -> None:
+            if folded and fold_label is not None:
+                out.append(details(f"Solution to {self.exercise_name(fold_label)}", "\n\n".join(folded)))
+            folded.clear()
+
         i = 0
         while i < len(tokens):
             t = tokens[i]
@@ -396,19 +409,28 @@ class Chapter:
             if t.map is None:
                 continue
             source = "".join(lines[t.map[0] : t.map[1]])
+            gate = self.gate
             if t.type in ("fence", "colon_fence") and t.info.strip().startswith("{"):
-                out.append(self.directive(t))
+                converted = self.directive(t)
+                if top and self.gate != gate:  # a solution-start or solution-end
+                    fold()
+                    fold_label = self.gate
+                    continue
+                (folded if top and gate is not None else out).append(converted)
             elif t.type in ("myst_target", "myst_line_comment", "myst_block_break", "front_matter"):
                 continue
-            elif t.type == "math_block_label":
-                out.append(display_math(t.content, self.refs.equations.get(t.info)))
-            elif t.type == "amsmath":
-                out.append(f"$$\n{t.content.strip()}\n$$")
             else:
-                nested = [b for b in block[1:] if b.type in ("fence", "colon_fence") and b.info.startswith("{")]
-                if nested:
-                    raise ConversionError(f"{self.md.name}: a directive nested in a {t.type} is not supported")
-                out.append(self.inline(source, block).rstrip("\n"))
+                if t.type == "math_block_label":
+                    converted = display_math(t.content, self.refs.equations.get(t.info))
+                elif t.type == "amsmath":
+                    converted = f"$$\n{t.content.strip()}\n$$"
+                else:
+                    nested = [b for b in block[1:] if b.type in ("fence", "colon_fence") and b.info.startswith("{")]
+                    if nested:
+                        raise ConversionError(f"{self.md.name}: a directive nested in a {t.type} is not supported")
+                    converted = self.inline(source, block).rstrip("\n")
+                (folded if top and gate is not None else out).append(converted)
+        fold()
         return "\n\n".join(s for s in out if s.strip()) + ("\n" if out else "")
 
     # ---- cells ----------------------------------------------------------------------------------------------
@@ -432,6 +454,7 @@ class Chapter:
             comment = source.lstrip().splitlines()[0] if source.strip() else ""
             if comment.startswith("#") and not comment.startswith("#@"):
                 title = comment.lstrip("# ").strip()
+                source = source.lstrip().split("\n", 1)[1] if "\n" in source.strip() else source
             else:
                 title = "Set-up and bookkeeping (hidden on the website)"
         metadata: dict[str, Any] = {"tags": tags} if tags else {}
@@ -442,10 +465,7 @@ class Chapter:
 
     def markdown_cell(self, source: str) -> nbformat.NotebookNode | None:
         self.attachments = {}
-        gate_before = self.gate
-        text = self.markdown(source).strip()
-        if gate_before is not None and self.gate is not None and text:
-            text = details(f"Solution to {self.exercise_name(gate_before)} (continued)", text)
+        text = self.markdown(source, top=True).strip()
         if not text:
             return None
         cell = nbformat.v4.new_markdown_cell(text)
