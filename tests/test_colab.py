@@ -109,7 +109,8 @@ def test_notebook_cells_folded_linked_and_pinned(tmp_path: pathlib.Path) -> None
     body = (
         FRONT + "# The title\n\n" + INSTALL + "```{code-cell} ipython3\n:tags: [remove-input]\n\nx = 1\n```\n\n"
         "```{code-cell} ipython3\ny = 2\n```\n\n"
-        "```{solution-start} ch-ex\n:class: dropdown\n```\n\n```{code-cell} ipython3\nz = 3\n```\n\n"
+        "```{solution-start} ch-ex\n:class: dropdown\n```\n\nThe reasoning.\n\n"
+        "```{code-cell} ipython3\nz = 3\n```\n\n"
         "```{solution-end}\n```\n\nAfter.\n"
     )
     c = chapter(tmp_path, body)
