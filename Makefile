@@ -77,7 +77,9 @@ $(COLAB_STAMP): pyproject.toml requirements.txt
 	$(COLAB_VENV)/bin/pip install --quiet .
 	touch $(COLAB_STAMP)
 
+# lmlab is uninstalled first: each notebook's install cell must put it back (from a snapshot of this checkout).
 test-colab: colab $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/pip uninstall --quiet --yes lmlab
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m colab tests/test_colab.py
 
 # 6. The built site in a real browser.
