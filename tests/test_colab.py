@@ -258,6 +258,7 @@ def test_colab_notebook_runs(
             "-c",
             "import importlib.metadata as m; print(m.distribution('lmlab').read_text('direct_url.json'))",
         ],
+        env=colab_env(snapshot),
         capture_output=True,
         text=True,
         check=True,
