@@ -11,7 +11,11 @@ LINTED := code tests benchmarks tools conftest.py book/_ext
 # nbval writes the chapters it executed here; the strict build renders them from the jupyter-cache.
 EXECUTED := _build/nbval
 # One id per `make` invocation: the cache records of this run's nbval carry it (tools/execution_cache.py).
-export LMLAB_RUN_ID ?= $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+# (Expanded once: a recursively expanded date would differ between recipe lines.)
+ifndef LMLAB_RUN_ID
+LMLAB_RUN_ID := $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+endif
+export LMLAB_RUN_ID
 # The network guard (tests/netguard/sitecustomize.py) for every process the site build starts, kernels included.
 GUARD := LMLAB_BLOCK_NETWORK=1 PYTHONPATH=$(CURDIR)/tests/netguard LMLAB_QUIET=1 OMP_NUM_THREADS=1
 # The Colab edition: the notebooks, and the separate virtual environment that runs them as Colab would.
