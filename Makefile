@@ -5,16 +5,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-CHAPTERS = $(shell grep -l '^kernelspec:' book/[!_]*.md)
-FORCED_CONFIG := _build/_config.force.yml
 PYTEST_WORKERS ?= 2
+# Python sources that ruff lints and format-checks.
+LINTED := code tests benchmarks tools conftest.py book/_ext
+# nbval writes the chapters it executed here; the strict build renders them from the jupyter-cache.
+EXECUTED := _build/nbval
+# One id per `make` invocation: the cache records of this run's nbval carry it (tools/execution_cache.py).
+# (Expanded once: a recursively expanded date would differ between recipe lines.)
+ifndef LMLAB_RUN_ID
+LMLAB_RUN_ID := $(shell date +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+endif
+export LMLAB_RUN_ID
+# The network guard (tests/netguard/sitecustomize.py) for every process the site build starts, kernels included.
+GUARD := LMLAB_BLOCK_NETWORK=1 PYTHONPATH=$(CURDIR)/tests/netguard LMLAB_QUIET=1 OMP_NUM_THREADS=1
+# The Colab edition: the notebooks, and the separate virtual environment that runs them as Colab would.
+COLAB_OUT := _build/colab
+COLAB_VENV := .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+# Colab preinstalls torch and numpy; give the Colab environment the same versions as .venv before `pip install .`.
+COLAB_PREINSTALLED := $(shell grep -E '^(torch|numpy)==' requirements.txt)
+# Where the launch buttons' notebooks live: the Pages workflow pushes $(COLAB_OUT) to this branch.
+COLAB_REF ?=
 
-.PHONY: book book-strict test test-unit test-site sync clean help
+.PHONY: book book-strict test lint test-unit test-chapters colab test-colab test-site clean help
 
 help:
-	@echo "make book   execute every chapter (with the execution cache) and build the site into _build/html"
-	@echo "make test   everything CI checks: unit tests, chapters under nbval, strict forced build, browser check"
-	@echo "make sync   write each chapter's paired .ipynb (no outputs) from its .md"
+	@echo "make book    execute every chapter (with the execution cache) and build the site into _build/html"
+	@echo "make test    everything CI checks: lint, unit tests, chapters under nbval, the site built from that"
+	@echo "             execution, the Colab edition run as on Colab, the browser check"
+	@echo "make colab   write the Colab edition of every chapter into $(COLAB_OUT)/ (after a build)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,26 +44,53 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build .
-	@echo "Open _build/html/index.html"
+	$(GUARD) $(BIN)/jupyter-book build .
+	$(PY) -m tools.colab.convert --out $(COLAB_OUT)
+	@echo "Open _build/html/index.html; the Colab edition is in $(COLAB_OUT)/"
 
-# CI's build: every chapter executed from scratch (the cache does not notice changes to lmlab), zero warnings.
-book-strict: $(STAMP)
-	mkdir -p _build
-	sed -e 's/^\(  execute_notebooks:\).*/\1 force/' -e 's#\(lmlab_site:\) book/_ext#\1 $(CURDIR)/book/_ext#' _config.yml > $(FORCED_CONFIG)
-	grep -q 'execute_notebooks: force' $(FORCED_CONFIG)
-	LMLAB_QUIET=1 OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --config $(FORCED_CONFIG) --all -W -n --keep-going
+# 1. Lint and format check.
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
+# 2. Unit tests of lmlab, the tooling and the book's consistency.
 test-unit: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env -m "not site" tests book
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not site and not colab" tests
 
+# 3. Every chapter executed once, cell by cell, by nbval (two at a time); each passing chapter is kept with its
+#    outputs and stored in the build's jupyter-cache.
+test-chapters: $(STAMP)
+	rm -rf $(EXECUTED)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env --lmlab-executed $(EXECUTED) book
+	$(PY) -m tools.execution_cache store $(EXECUTED)
+
+# 4. The strict site build (zero warnings), rendered from step 3's execution, under the network guard; then a
+#    check that no chapter was executed again.
+book-strict: test-chapters
+	$(GUARD) $(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(PY) -m tools.execution_cache check
+
+# 5. The Colab edition: converted from the chapters and the build's executed notebooks, then run as on Colab.
+colab: $(STAMP)
+	$(PY) -m tools.colab.convert --out $(COLAB_OUT) $(if $(COLAB_REF),--ref $(COLAB_REF))
+
+$(COLAB_STAMP): pyproject.toml requirements.txt
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/pip install --quiet $(COLAB_PREINSTALLED) setuptools ipykernel
+	$(COLAB_VENV)/bin/pip install --quiet .
+	touch $(COLAB_STAMP)
+
+# lmlab is uninstalled first: each notebook's install cell must put it back (from a snapshot of this checkout).
+test-colab: colab $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/pip uninstall --quiet --yes lmlab
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m colab tests/test_colab.py
+
+# 6. The built site in a real browser.
 test-site: $(STAMP)
 	$(BIN)/pytest -m site tests
 
-test: test-unit book-strict test-site
-
-sync: $(STAMP)
-	for f in $(CHAPTERS); do $(BIN)/jupytext --set-formats ipynb,md:myst "$$f" >/dev/null && $(BIN)/jupytext --sync "$$f"; done
+test: lint test-unit book-strict test-colab test-site
 
 clean:
-	rm -rf _build .jupyter_cache
+	rm -rf _build .jupyter_cache $(COLAB_VENV)

@@ -5,6 +5,10 @@ nbval collects only ``.ipynb`` files and reads them with ``nbformat.read``. The 
 through jupytext, so a chapter is executed once, one pytest item per code cell. The paired ``book/*.ipynb`` files
 (kept for Colab) are never collected.
 
+With ``--lmlab-executed DIR`` each chapter whose cells all passed is also written, with the outputs nbval
+recorded, to ``DIR/<name>.ipynb``; ``tools/execution_cache.py`` stores those notebooks in the build's jupyter-cache,
+so the strict site build renders this very execution instead of running every chapter a second time.
+
 Every chapter kernel inherits an environment in which outbound connections to non-loopback addresses are refused
 (see ``tests/netguard/sitecustomize.py``), so a chapter that downloads anything fails here on any machine.
 """
@@ -39,11 +43,23 @@ def is_notebook(md: pathlib.Path) -> bool:
     return head.startswith("---") and "kernelspec:" in head.split("---", 2)[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--lmlab-executed",
+        metavar="DIR",
+        default=None,
+        help="write each chapter that passed, with the outputs nbval recorded, to DIR/<name>.ipynb",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "colab: runs the Colab edition's notebooks as Colab would (make test-colab)")
     # The chapter kernels are started by nbval with this process's environment.
     os.environ["LMLAB_BLOCK_NETWORK"] = "1"
     os.environ["LMLAB_QUIET"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # The kernels draw figures with ipykernel's inline backend (PNG outputs), as the build's kernels do: the site
+    # renders this execution (tools/execution_cache.py), so a forced non-interactive backend would lose every figure.
+    os.environ.pop("MPLBACKEND", None)
     # pytest-xdist runs two chapters at once on a 2-core machine: one thread per kernel avoids the
     # oversubscription that makes small-tensor training many times slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -83,6 +99,51 @@ def pytest_collect_file(file_path: pathlib.Path, parent: pytest.Collector) -> py
                 items = list(super().collect())
             finally:
                 plugin.nbformat = real
+            self._lmlab_items = items
             return items
 
+        def teardown(self) -> None:
+            super().teardown()
+            out = self.config.getoption("lmlab_executed")
+            if out:
+                write_executed(self.path, getattr(self, "_lmlab_items", []), pathlib.Path(out))
+
     return MarkdownNotebook.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed or report.skipped:
+        item._lmlab_passed = False  # type: ignore[attr-defined]
+    elif report.when == "call":
+        item._lmlab_passed = getattr(item, "_lmlab_passed", True)  # type: ignore[attr-defined]
+
+
+def write_executed(md: pathlib.Path, items: list[Any], out: pathlib.Path) -> None:
+    """Write the chapter ``md`` with the outputs nbval recorded for its code cells, if every cell passed.
+
+    The notebook is the one nbval executed (read through jupytext), each code cell given its outputs and execution
+    count; a chapter with a failed, skipped or unrun cell is not written (and a stale copy is removed), so the
+    build can never render a failed execution.
+    """
+    target = out / f"{md.stem}.ipynb"
+    target.unlink(missing_ok=True)
+    nb = jupytext.read(md)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if len(items) != len(code) or not all(getattr(i, "_lmlab_passed", False) for i in items):
+        return
+    for n, (cell, item) in enumerate(zip(code, items, strict=True), start=1):
+        if item.cell.source != cell.source:
+            return
+        cell.outputs = list(item.test_outputs or [])
+        cell.execution_count = n
+        for o in cell.outputs:
+            if o.get("output_type") == "execute_result":
+                o["execution_count"] = n
+    nb.metadata["lmlab_executed"] = {"by": "nbval", "run": os.environ.get("LMLAB_RUN_ID", "")}
+    out.mkdir(parents=True, exist_ok=True)
+    import nbformat
+
+    nbformat.write(nb, target)

@@ -1,4 +1,4 @@
-"""Consistency of the book's sources: table of contents, chapters, Colab setup cells, paired notebooks."""
+"""Consistency of the book's sources: table of contents, chapters, Colab setup cells, the house template."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import pathlib
 import re
 
 import jupytext
-import nbformat
 import pytest
 import yaml
+from myst_nb.core.read import read_myst_markdown_notebook
+
+from tools.colab.convert import md_parser
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -74,20 +76,6 @@ def test_colab_setup_cell(md: pathlib.Path) -> None:
     assert "lmlab @ git+" in src
 
 
-@pytest.mark.parametrize("md", chapters(), ids=lambda p: p.stem)
-def test_paired_notebook_is_in_sync(md: pathlib.Path) -> None:
-    """book/<name>.ipynb exists, has the same cells as the .md (a drift test) and carries no outputs."""
-    ipynb = md.with_suffix(".ipynb")
-    assert ipynb.exists(), f"{ipynb.name} is missing: run `make sync`"
-    a = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in jupytext.read(md).cells]
-    nb = nbformat.read(ipynb, as_version=4)
-    b = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
-    assert a == b, f"{ipynb.name} has drifted from {md.name}: run `make sync`"
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
-    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("outputs")]
-    assert not with_outputs, f"{ipynb.name}: cells {with_outputs} carry outputs; commit notebooks without outputs"
-
-
 def test_config_traps() -> None:
     """Settings whose absence breaks the build silently (see CONTRIBUTING.md)."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -110,3 +98,117 @@ def test_bibliography_keys_exist() -> None:
             used |= {k.strip() for k in group.split(",")}
     assert used, "no citations found"
     assert used <= defined, f"undefined citation keys: {sorted(used - defined)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The house template (book/_template.md, CONTRIBUTING.md): checked on every chapter, and on fixtures below.
+
+CODE_WIDTH = 78  # characters a code cell shows in the text column of the website
+OPENING = "What you will be able to do"
+
+
+def template_problems(text: str) -> list[str]:
+    """What a chapter's MyST source breaks of the house template; empty when it follows it.
+
+    - every code cell's lines fit the column (at most ``CODE_WIDTH`` characters);
+    - right after the title (before the first ``##`` section) an admonition titled "What you will be able to do";
+    - a ``## Summary`` section, and ``## Exercises`` as the last section, holding every exercise of the chapter.
+    """
+    problems = []
+    nb = read_myst_markdown_notebook(text)
+    long = [
+        f"code cell {n + 1}: line of {len(line)} > {CODE_WIDTH} characters: {line[:40]}..."
+        for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code")
+        for line in cell.source.splitlines()
+        if len(line) > CODE_WIDTH
+    ]
+    if long:
+        problems += [f"{len(long)} code line(s) wider than the column, e.g.", *long[:3]]
+    sections: list[str] = []  # the ## headings, in order
+    opening = False
+    exercises_outside = 0
+    tokens = md_parser().parse(text)
+    for k, t in enumerate(tokens):
+        if t.type == "heading_open" and t.tag == "h2":
+            sections.append(tokens[k + 1].content.strip())
+        elif t.type in ("fence", "colon_fence") and t.info.strip().startswith("{"):
+            name, _, arg = t.info.strip().partition(" ")
+            if name == "{admonition}" and arg.strip() == OPENING and not sections:
+                opening = True
+            if name == "{exercise}" and (not sections or sections[-1] != "Exercises"):
+                exercises_outside += 1
+    if not opening:
+        problems.append(f"no ':::{{admonition}} {OPENING}' block between the title and the first section")
+    if "Summary" not in sections:
+        problems.append("no '## Summary' section")
+    if not sections or sections[-1] != "Exercises":
+        problems.append(f"the last section is {sections[-1] if sections else None!r}, not '## Exercises'")
+    if exercises_outside:
+        problems.append(f"{exercises_outside} exercise(s) outside the closing '## Exercises' section")
+    return problems
+
+
+GOOD = """---
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+
+# A chapter
+
+What it answers.
+
+:::{admonition} What you will be able to do
+- something
+:::
+
+```{code-cell} ipython3
+x = 1  # a short line
+```
+
+## The body
+
+Text.
+
+## Summary
+
+- a result
+
+## Exercises
+
+````{exercise}
+:label: a-ex
+
+Try it.
+````
+"""
+
+
+def test_template_checks_pass_a_conforming_chapter() -> None:
+    assert template_problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (("x = 1  # a short line", "x = 1  # " + "a" * 70), "line of 79 > 78"),
+        ((":::{admonition} What you will be able to do", ":::{admonition} Goals"), "What you will be able to do"),
+        (("## Summary", "## Results"), "no '## Summary'"),
+        (("## Exercises", "## Problems"), "not '## Exercises'"),
+        (("## The body", "## The body\n\n````{exercise}\n:label: b-ex\n\nEarly.\n````"), "1 exercise(s) outside"),
+        (("Try it.\n````\n", "Try it.\n````\n\n## Afterword\n\nMore.\n"), "is 'Afterword', not '## Exercises'"),
+    ],
+)
+def test_template_checks_catch_each_breach(change: tuple[str, str], problem: str) -> None:
+    old, new = change
+    assert old in GOOD
+    problems = template_problems(GOOD.replace(old, new, 1))
+    assert any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize("md", [BOOK / "_template.md", *chapters()], ids=lambda p: p.stem)
+def test_chapter_follows_the_house_template(md: pathlib.Path) -> None:
+    """Every chapter, and the template new chapters are copied from."""
+    problems = template_problems(md.read_text(encoding="utf8"))
+    assert not problems, f"{md.name}:\n" + "\n".join(problems)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -80,7 +79,18 @@ def test_guard_is_off_without_the_flag() -> None:
 
 
 def test_this_session_kernels_get_the_guard() -> None:
-    """The root conftest put the guard on the PYTHONPATH that nbval's kernels inherit."""
-    assert os.environ.get("LMLAB_BLOCK_NETWORK") == "1"
-    assert str(NETGUARD) in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    assert socket  # the test process itself may also be guarded; nothing here opens a socket
+    """A Python started with this session's environment (as nbval starts each chapter kernel) refuses to connect
+    outward: the root conftest put the guard on the PYTHONPATH the kernels inherit and switched it on."""
+    code = r"""
+import socket
+try:
+    socket.create_connection(("192.0.2.1", 9), timeout=1)
+    print("CONNECTED")
+except ConnectionRefusedError as e:
+    print("REFUSED" if "network access is disabled" in str(e) else f"OTHER {e}")
+except OSError as e:
+    print(f"UNGUARDED {e}")
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "REFUSED"

@@ -2,7 +2,8 @@
 
 Run after the strict build (`make test` does both). Every page of _build/html loads without console errors, its
 math is typeset by the bundled MathJax (no raw ``\\(`` left, no request leaves the machine), every chapter page
-links to Colab with a URL ending in ``.ipynb``, and no page shows a Python traceback.
+links to its notebook in the Colab edition, no page shows a Python traceback, and nothing on a chapter page (display
+equation, code, output, table, image) is wider than the text column at a 1280 px window.
 
 Where no Chromium is installed the checks are skipped with a message; under CI (``CI`` set) Chromium is required.
 """
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.site
 
@@ -94,7 +96,7 @@ def browser() -> Iterator[object]:
 
 def visit(browser: object, url: str) -> tuple[object, list[str], list[str]]:
     """Open ``url``; return the page, its console errors, and requests that left 127.0.0.1 (which are blocked)."""
-    context = browser.new_context()  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     errors: list[str] = []
     external: list[str] = []
 
@@ -146,6 +148,59 @@ def test_math_is_typeset_offline(server: str, browser: object, path: str) -> Non
     page.context.close()  # type: ignore[attr-defined]
 
 
+# Elements wider than the article column, or cut off inside their own box (scrollWidth > clientWidth): what a
+# reader loses at the right edge. The same probe as ../shared/tools/screenshots.py.
+WIDE = """() => {
+  const col = document.querySelector('article.bd-article') || document.querySelector('article');
+  const sel = 'mjx-container[display="true"], div.highlight pre, div.cell_output pre, div.output pre, '
+            + 'article table, article img';
+  const out = [];
+  for (const el of document.querySelectorAll(sel)) {
+    const w = el.getBoundingClientRect().width;
+    if (el.scrollWidth > el.clientWidth + 2 || (col && w > col.clientWidth + 2))
+      out.push(el.tagName.toLowerCase() + ': '
+               + (el.innerText || el.textContent || el.getAttribute('src') || '').slice(0, 70).replace(/\\s+/g, ' '));
+  }
+  return out;
+}"""
+
+
+def wait_for_math(page: object) -> None:
+    if page.evaluate("document.querySelectorAll('.math').length") > 0:  # type: ignore[attr-defined]
+        page.wait_for_function(  # type: ignore[attr-defined]
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+            " && document.querySelectorAll('mjx-container').length > 0",
+            timeout=30_000,
+        )
+        page.evaluate("MathJax.startup.promise")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", chapter_paths())
+def test_nothing_wider_than_the_column(server: str, browser: object, path: str) -> None:
+    page, _, _ = visit(browser, f"{server}/{path}")
+    wait_for_math(page)
+    wide = page.evaluate(WIDE)  # type: ignore[attr-defined]
+    page.context.close()  # type: ignore[attr-defined]
+    assert not wide, f"{path}: {len(wide)} element(s) wider than the text column:\n" + "\n".join(wide[:15])
+
+
+def test_width_probe_catches_a_wide_equation_and_table(browser: object, tmp_path: pathlib.Path) -> None:
+    """The probe itself, on a page made to overflow: a long line of code and a wide table are reported."""
+    html = (
+        "<html><body><article class='bd-article' style='width:700px'>"
+        "<div class='highlight'><pre style='overflow:auto'>" + "x = 1 + " * 40 + "</pre></div>"
+        "<table><tr>" + "<td>wide&nbsp;cell&nbsp;content</td>" * 20 + "</tr></table>"
+        "<div class='highlight'><pre style='overflow:auto'>y = 2</pre></div>"
+        "</article></body></html>"
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_content(html)
+    wide = page.evaluate(WIDE)
+    context.close()
+    assert len(wide) == 2 and wide[0].startswith("pre: x = 1") and wide[1].startswith("table:"), wide
+
+
 @pytest.mark.parametrize("path", chapter_paths())
 def test_chapter_has_colab_link(server: str, browser: object, path: str) -> None:
     page, _, _ = visit(browser, f"{server}/{path}")
@@ -156,4 +211,6 @@ def test_chapter_has_colab_link(server: str, browser: object, path: str) -> None
     assert all(link.endswith(".ipynb") for link in links), links
     stem = pathlib.PurePosixPath(path).with_suffix(".ipynb").as_posix()
     assert any(link.endswith(stem) for link in links), f"{path}: Colab link does not point at {stem}: {links}"
+    branch = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["lmlab_colab_branch"]
+    assert all(f"/blob/{branch}/" in link for link in links), f"{path}: not the Colab edition's branch: {links}"
     page.context.close()  # type: ignore[attr-defined]
