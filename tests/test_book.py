@@ -104,24 +104,38 @@ def test_bibliography_keys_exist() -> None:
 # The house template (book/_template.md, CONTRIBUTING.md): checked on every chapter, and on fixtures below.
 
 CODE_WIDTH = 78  # characters a code cell shows in the text column of the website
+NARROW_CODE_WIDTH = 74  # in a collapsed (hide-input) cell or a solution box, which sit indented
 OPENING = "What you will be able to do"
 
 
 def template_problems(text: str) -> list[str]:
     """What a chapter's MyST source breaks of the house template; empty when it follows it.
 
-    - every code cell's lines fit the column (at most ``CODE_WIDTH`` characters);
+    - every code cell's lines fit the column (at most ``CODE_WIDTH`` characters; ``NARROW_CODE_WIDTH`` in a
+      collapsed ``hide-input`` cell or a solution box, which are narrower);
     - right after the title (before the first ``##`` section) an admonition titled "What you will be able to do";
     - a ``## Summary`` section, and ``## Exercises`` as the last section, holding every exercise of the chapter.
     """
     problems = []
     nb = read_myst_markdown_notebook(text)
-    long = [
-        f"code cell {n + 1}: line of {len(line)} > {CODE_WIDTH} characters: {line[:40]}..."
-        for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code")
-        for line in cell.source.splitlines()
-        if len(line) > CODE_WIDTH
-    ]
+    long = []
+    in_solution = False  # a solution box and a collapsed cell are narrower than the column
+    n = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            if "{solution-start}" in cell.source:
+                in_solution = True
+            if "{solution-end}" in cell.source:
+                in_solution = False
+            continue
+        n += 1
+        narrow = in_solution or "hide-input" in cell.metadata.get("tags", [])
+        width = NARROW_CODE_WIDTH if narrow else CODE_WIDTH
+        long += [
+            f"code cell {n}: line of {len(line)} > {width} characters: {line[:40]}..."
+            for line in cell.source.splitlines()
+            if len(line) > width
+        ]
     if long:
         problems += [f"{len(long)} code line(s) wider than the column, e.g.", *long[:3]]
     sections: list[str] = []  # the ## headings, in order
