@@ -14,6 +14,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.lora``: LoRA adapters (``LoRALinear``, ``add_lora``), merging, byte counts, LoRA+ groups;
+  ``lmlab.lora_init`` their initialisations (standard, zero, Xavier, PiSSA, LoRA-GA) and scales;
+  ``lmlab.lowrank`` the planted low-rank problem, the Eckart-Young floor and a batched adapter trainer.
 - ``lmlab.plotting``: the book's matplotlib style.
 """
 
@@ -26,7 +29,21 @@ from lmlab._runtime import device, seed_everything
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
+_SUBMODULES = (
+    "model",
+    "tasks",
+    "train",
+    "pretrained",
+    "circuits",
+    "induction",
+    "fermi",
+    "lora",
+    "lora_init",
+    "lowrank",
+    "plotting",
+    "report",
+    "units",
+)
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 
