@@ -98,7 +98,7 @@ def test_add_lora_on_a_transformer_and_merge() -> None:
         for f in fs.values():
             f.A.normal_(0, 1.0)
     adapted = model(tokens)
-    assert float((adapted - ref).abs().max()) > 1e-4
+    assert float((adapted - ref).abs().max().detach()) > 1e-4
     assert set(lora.adapters(model)) == set(fs)
     lora.merge_lora(model)
     assert torch.allclose(model(tokens), adapted, atol=1e-12)
@@ -111,6 +111,21 @@ def test_pissa_on_a_transformer_keeps_outputs() -> None:
     ref = model(tokens)
     lora.add_lora(model, TARGETS, 3, "pissa")
     assert torch.allclose(model(tokens), ref, atol=1e-10)
+
+
+def test_lora_ga_on_a_transformer_keeps_outputs_and_aligns_with_the_gradient() -> None:
+    model = _model()
+    batch = _batch()
+    ref = model(batch[0])
+    grads = lora.weight_gradients(model, TARGETS, batch)
+    assert set(grads) == {n for n, _ in model.named_parameters() if n.split(".")[-1] in TARGETS}
+    assert all(p.requires_grad for p in model.parameters())  # flags restored
+    fs = lora.add_lora(model, TARGETS, 2, "lora-ga", grads=grads)
+    assert torch.allclose(model(batch[0]), ref, atol=1e-10)
+    W_in = grads["blocks.0.mlp.W_in"]
+    _, _, Vh = torch.linalg.svd(W_in)
+    B = fs["blocks.0.mlp.W_in"].B  # rows span the gradient's top right singular vectors
+    assert torch.allclose(B @ B.T, B @ Vh[:2].T @ Vh[:2] @ B.T, atol=1e-10)
 
 
 def test_zero_zero_gradients_are_exactly_zero_and_nothing_moves() -> None:
