@@ -22,6 +22,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.chinchilla``: the Chinchilla scaling law, solved with sympy and checked numerically.
 - ``lmlab.fermi``: back-of-the-envelope estimates with units (memory, latency, cost, energy, roofline).
 - ``lmlab.uncertainty``: Monte Carlo propagation of ranges in log space.
+- ``lmlab.lora``: LoRA adapters (``LoRALinear``, ``add_lora``), merging, byte counts, LoRA+ groups;
+  ``lmlab.lora_init`` their initialisations (standard, zero, Xavier, PiSSA, LoRA-GA) and scales;
+  ``lmlab.lowrank`` the planted low-rank problem, the Eckart-Young floor and a batched adapter trainer.
 - ``lmlab.plotting``: the book's matplotlib style.
 - ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
 - ``lmlab.units``: the book's one pint unit registry.
@@ -46,6 +49,9 @@ _SUBMODULES = (
     "induction",
     "induction_eval",
     "layers",
+    "lora",
+    "lora_init",
+    "lowrank",
     "model",
     "modular",
     "plotting",
