@@ -189,6 +189,7 @@ def _register_bibliography_style() -> None:
     from pybtex.plugin import register_plugin
     from pybtex.style.formatting.plain import Style as PlainStyle
     from pybtex.style.labels import BaseLabelStyle
+    from pybtex.style.sorting.author_year_title import SortingStyle as AuthorYearTitleSorting
 
     class AuthorYearLabels(BaseLabelStyle):
         def format_labels(self, sorted_entries: Any) -> Any:
@@ -197,11 +198,16 @@ def _register_bibliography_style() -> None:
                 same = [j for j, other in enumerate(labels) if other == label]
                 yield label + "abcdefghij"[same.index(i)] if len(same) > 1 else label
 
+    class AuthorYearSorting(AuthorYearTitleSorting):
+        def person_key(self, person: Any) -> str:  # "{NVIDIA Corporation}" sorts under N, not after Z
+            return re.sub(r"[{}]", "", super().person_key(person))
+
     class AuthorYearStyle(PlainStyle):
         default_label_style = "author_year"
-        default_sorting_style = "author_year_title"
+        default_sorting_style = "author_year_braceless"
 
     register_plugin("pybtex.style.labels", "author_year", AuthorYearLabels, force=True)
+    register_plugin("pybtex.style.sorting", "author_year_braceless", AuthorYearSorting, force=True)
     register_plugin("pybtex.style.formatting", "author_year", AuthorYearStyle, force=True)
 
 
