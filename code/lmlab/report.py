@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "Table",
     "Comparison",
     "ComparisonRow",
+    "markdown_table",
     "sig_figs",
 ]
 
@@ -248,14 +249,15 @@ class ComparisonRow:
 
     @property
     def verdict(self) -> str:
-        """A short verdict: ``agrees``, ``same order``, ``carried`` (reproduced from the homework's own earlier,
-        rounded or mistaken, figure), ``slip`` (does not follow from its inputs), or ``—`` when nothing is stated."""
-        r = f"{self.ratio:.3g}"
+        """A short verdict: ``agrees``, ``same order`` (of magnitude), ``carried`` (reproduced from the homework's
+        own earlier, rounded or mistaken, figure), ``slip`` (does not follow from its inputs), or ``—`` when
+        nothing is stated. Each but ``agrees`` and ``—`` ends with ``×r``, ``r`` = ours ÷ stated."""
+        r = f"×{self.ratio:.3g}" if abs(self.ratio - 1) < 0.1 else f"×{self.ratio:.2g}"  # never a bare "×1"
         return {
             "agrees": "✓ agrees",
-            "oom": f"✓ same order of magnitude (ours ÷ stated = {r})",
-            "carried": f"↳ carried from the homework's own earlier figure (ours ÷ stated = {r})",
-            "slip": f"✗ does not follow (ours ÷ stated = {r})",
+            "oom": f"✓ same order, {r}",
+            "carried": f"↳ carried, {r}",
+            "slip": f"✗ slip, {r}",
             "none": "—",
         }[self.status]
 
@@ -355,23 +357,15 @@ class Comparison:
         return r.quantity, ours, r.stated_display, verdict
 
     def __repr__(self) -> str:
-        head = ("quantity", "ours (computed)", "homework's solution states", "verdict")
+        head = ("quantity", "ours", "homework", "verdict")
         lines = [" | ".join(head)] + [" | ".join(self._cells(r)) for r in self.rows]
         return (self.title + "\n" if self.title else "") + "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        import html
-
-        head = "".join(
-            f"<th style='text-align:left'>{h}</th>"
-            for h in ("quantity", "ours (computed)", "homework's solution states", "verdict")
-        )
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>"
-            for r in self.rows
-        )
-        cap = f"<caption style='text-align:left'>{html.escape(self.title)}</caption>" if self.title else ""
-        return f"<table class='fermi-comparison'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        head = ("quantity", "ours", "homework", "verdict")
+        rows = [self._cells(r) for r in self.rows]
+        nowrap = [[False, True, True, False] for _ in rows]  # numbers never break inside
+        return _html_table(head, rows, self.title, "lmlab-comparison", nowrap)
 
 
 class Table:
@@ -390,18 +384,73 @@ class Table:
         self.headers = list(headers)
         self.title = title
         self.cells = [[c if isinstance(c, str) else fmt(c, sig=sig) for c in r] for r in rows]
+        self._numeric = [[not isinstance(c, str) for c in r] for r in rows]
 
     def __repr__(self) -> str:
         lines = [" | ".join(self.headers)] + [" | ".join(r) for r in self.cells]
         return (self.title + "\n" if self.title else "") + "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        import html
+        return _html_table(self.headers, self.cells, self.title, "lmlab-table", self._numeric)
 
-        head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r) + "</tr>"
-            for r in self.cells
-        )
-        cap = f"<caption style='text-align:left'>{html.escape(self.title)}</caption>" if self.title else ""
-        return f"<table class='fermi-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+_TEXT = "color: var(--pst-color-text-base, inherit)"
+_CELL = (
+    f"{_TEXT}; background: transparent; text-align: left; vertical-align: top; padding: 0.3em 0.8em 0.3em 0;"
+    " border: none; border-bottom: 1px solid var(--pst-color-border, rgba(128, 128, 128, 0.4));"
+    " white-space: normal; line-height: 1.35"
+)
+
+
+def _html_table(
+    headers: list[str] | tuple[str, ...], rows: list[Any], title: str, cls: str, nowrap: list[list[bool]]
+) -> str:
+    """The chapters' one HTML table: theme colours (readable in light and dark mode), no background slab, room
+    between the columns, the caption above in the text colour, and numbers that do not break inside.
+
+    The class ``dataframe`` matters: in dark mode the pydata theme paints every HTML output on a light slab except
+    a ``table.dataframe`` (pandas' class), which it styles with the theme's own table colours instead.
+    """
+    import html
+
+    def cell(tag: str, text: str, extra: str = "") -> str:
+        return f"<{tag} style='{_CELL}{extra}'>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell("th", h, "; font-weight: 600") for h in headers)
+    body = "".join(
+        "<tr style='background: transparent'>"
+        + "".join(cell("td", c, "; white-space: nowrap" if keep else "") for c, keep in zip(r, keep_row))
+        + "</tr>"
+        for r, keep_row in zip(rows, nowrap)
+    )
+    cap = (
+        f"<caption style='{_TEXT}; caption-side: top; text-align: left; font-weight: 600; padding: 0 0 0.3em 0'>"
+        f"{html.escape(title)}</caption>"
+        if title
+        else ""
+    )
+    style = (
+        f"{_TEXT}; background: transparent; border: none; border-collapse: collapse; margin: 0.5em 0 1em 0;"
+        " font-size: 0.9em"
+    )
+    head_row = f"<tr style='background: transparent'>{head}</tr>"
+    return f"<table class='dataframe {cls}' style='{style}'>{cap}<thead>{head_row}</thead><tbody>{body}</tbody></table>"
+
+
+def markdown_table(
+    rows: Sequence[dict[str, Any]], columns: dict[str, str], formats: dict[str, str] | None = None
+) -> str:
+    """A Markdown table of ``rows`` (dicts), one column per key of ``columns`` (key -> header).
+
+    Args:
+        rows: the records, e.g. from :func:`lmlab.induction_eval.broken_variants`.
+        columns: which keys to show, in order, with their headers.
+        formats: optional format specs per key (e.g. ``{"loss_first": ".3f"}``); others use ``str``.
+    """
+    formats = formats or {}
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = [
+        "| " + " | ".join(format(r[k], formats[k]) if k in formats else str(r[k]) for k in columns) + " |" for r in rows
+    ]
+    return "\n".join([head, rule, *body])
