@@ -1,7 +1,7 @@
 """Benchmark: multi-head output as one concatenated product vs a sum over heads.
 
 For each size, times three ways to compute the same (d_model x n_context) output of an attention layer
-(lmlab.circuits.time_concat_vs_sum):
+(lmlab.timing.time_concat_vs_sum):
 
 * concat  -- Vaswani et al.: one product W_O^H R^H with W_O^H = [W_O^1 ... W_O^H];
 * loop    -- the circuits view: H products W_O^h r^h added one at a time;
@@ -19,7 +19,7 @@ import argparse
 
 import lmlab
 import torch
-from lmlab import circuits as C
+from lmlab import timing
 
 SIZES = [  # (d_model, n_heads, n_context)
     (128, 4, 128),
@@ -51,7 +51,7 @@ def main() -> None:
     )
     for dev in devices:
         for d_model, H, n in sizes:
-            t = C.time_concat_vs_sum(d_model, H, n, device=dev, repeats=args.repeats)
+            t = timing.time_concat_vs_sum(d_model, H, n, device=dev, repeats=args.repeats)
             assert t["max_abs_diff"] < 1e-2 * d_model**0.5, t
             print(
                 f"{dev.type:>6} {d_model:>7} {H:>3} {n:>5} {t['concat'] * 1e3:>10.3f} {t['loop'] * 1e3:>9.3f} "

@@ -24,7 +24,8 @@ import time
 
 import lmlab
 import torch
-from lmlab import pretrained
+from lmlab import heads, pretrained
+from lmlab.induction_eval import evaluate_induction
 
 
 def main() -> None:
@@ -55,17 +56,17 @@ def main() -> None:
                 )
                 ok = q["corr"] >= 0.99
             elif name == "induction-2l":
-                T = pretrained.task(name)["eval_len"]
-                q = pretrained.induction_losses(model, seq_len=T)
-                hs = pretrained.head_scores(model, seq_len=T)
+                T = pretrained.task(name).eval_len
+                q = evaluate_induction(model, model.cfg.n_vocab, T, seeds=[12345], batch=256)
+                hs = heads.detect_heads(model, seq_len=T, batch=64)
                 fmt = lambda m: "[" + "; ".join(", ".join(f"{v:.2f}" for v in row) for row in m.tolist()) + "]"  # noqa: E731
                 quality = (
-                    f"second copy {q['second']:.4f} nats/token (target < 0.1); first copy {q['first']:.3f} "
-                    f"(ln n_vocab = {q['ln_n_vocab']:.3f}); boundary token {q['boundary']:.2f}\n"
-                    f"  previous-token scores per layer [heads]: {fmt(hs['prev_token'])}; "
-                    f"induction scores: {fmt(hs['induction'])}"
+                    f"second copy {q.loss_second:.4f} nats/token (target < 0.1); first copy {q.loss_first:.3f} "
+                    f"(ln n_vocab = {math.log(model.cfg.n_vocab):.3f}); boundary token {q.loss_boundary:.2f}\n"
+                    f"  previous-token scores per layer [heads]: {fmt(hs.previous_token)}; "
+                    f"induction scores: {fmt(hs.induction)}"
                 )
-                ok = q["second"] < 0.1 and abs(q["first"] - math.log(model.cfg.n_vocab)) < 0.25
+                ok = q.loss_second < 0.1 and abs(q.loss_first - math.log(model.cfg.n_vocab)) < 0.25
             else:
                 arith = pretrained.task(name)
                 acc = pretrained.evaluate_arithmetic(model, arith.heldout, arith.tokenizer)

@@ -6,7 +6,7 @@ import lmlab
 import pytest
 import torch
 from lmlab.attribution import LogitAttribution, ablate_heads, check_heads, logit_attribution
-from lmlab.model import ModelConfig, TinyTransformer, attention_head
+from lmlab.model import ModelConfig, TinyTransformer
 
 ATOL = 1e-9  # the models below run in float64
 
@@ -36,6 +36,17 @@ def tokens(model: TinyTransformer, batch: int = 3, seed: int = 1) -> torch.Tenso
     return torch.randint(0, model.cfg.n_vocab, (batch, model.cfg.n_ctx), generator=g)
 
 
+def head_by_hand(x: torch.Tensor, model: TinyTransformer, l: int, h: int) -> torch.Tensor:
+    """The write of head h of layer l on x (batch, n, d_model), row-per-token, from the equations (not the
+    package's attention code): softmax of the masked scaled scores, times the values, times W_O."""
+    q, k, v = (x @ W(l, h).T for W in (model.W_Q, model.W_K, model.W_V))  # (batch, n, d_head)
+    scores = model.cfg.scale * q @ k.transpose(-1, -2)  # (batch, n, n): query i, key j
+    n = x.shape[1]
+    future = torch.ones(n, n, dtype=torch.bool).triu(1)
+    A = scores.masked_fill(future, float("-inf")).softmax(-1)
+    return A @ v @ model.W_O(l, h).T
+
+
 def by_hand(model: TinyTransformer, toks: torch.Tensor, removed: set[tuple[int, int]]) -> torch.Tensor:
     """Logits of an attention-only model without LayerNorm, computed from the equations with the writes of the
     heads in `removed` left out of the residual sum."""
@@ -46,10 +57,7 @@ def by_hand(model: TinyTransformer, toks: torch.Tensor, removed: set[tuple[int, 
         for h in range(model.cfg.n_heads):
             if (l, h) in removed:
                 continue
-            out, _ = attention_head(
-                x, model.W_Q(l, h), model.W_K(l, h), model.W_V(l, h), model.W_O(l, h), scale=model.cfg.scale
-            )
-            write = write + out
+            write = write + head_by_hand(x, model, l, h)
         x = x + write
     return x @ model.W_U().T
 

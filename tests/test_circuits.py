@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from lmlab import circuits as C
+from lmlab.layers import Head
 
 
 def _low_rank_factors(m: int, k: int, n: int, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,16 +66,17 @@ def test_factored_svd_float32_and_rank_tol() -> None:
         C.factored_svd(W_O, W_V, rank_tol=1.5)
 
 
-def test_W_QK_W_OV_definitions() -> None:
+def test_attention_scores_are_the_bilinear_form_of_W_QK() -> None:
     g = torch.Generator().manual_seed(0)
     W_Q, W_K, W_V = (torch.randn(4, 10, generator=g, dtype=torch.float64) for _ in range(3))
     W_O = torch.randn(10, 4, generator=g, dtype=torch.float64)
     X = torch.randn(10, 6, generator=g, dtype=torch.float64)
-    # S_ij = (W_Q X_i)^T (W_K X_j) = X_i^T W_QK X_j
-    S = C.attention_scores(C.W_QK(W_Q, W_K), X)
+    head = Head(W_Q, W_K, W_V, W_O)
+    # S_ij = (W_Q X_i)^T (W_K X_j) = X_i^T W_QK X_j; transposing W_QK would swap query and key
+    S = C.attention_scores(head.W_QK, X)
     torch.testing.assert_close(S, (W_Q @ X).T @ (W_K @ X))
-    assert torch.linalg.matrix_rank(C.W_OV(W_O, W_V)) <= 4
-    torch.testing.assert_close(C.W_OV(W_O, W_V), W_O @ W_V)
+    assert not torch.allclose(S, C.attention_scores(head.W_QK.T, X))
+    assert torch.linalg.matrix_rank(head.W_OV) == 4  # rank d_head
 
 
 def test_concat_equals_additive_and_split_inverts_stack() -> None:
@@ -90,29 +92,25 @@ def test_concat_equals_additive_and_split_inverts_stack() -> None:
         assert torch.equal(a, b)
 
 
-def test_time_concat_vs_sum_results_agree() -> None:
-    threads = torch.get_num_threads()
-    out = C.time_concat_vs_sum(32, 4, 16, device="cpu", repeats=1, number=1, threads=1)
-    assert torch.get_num_threads() == threads  # restored
-    assert set(out) == {"concat", "loop", "batched", "max_abs_diff"}
-    assert out["max_abs_diff"] < 1e-3
-    assert all(out[k] > 0 for k in ("concat", "loop", "batched"))
-
-
 def test_head_output_lies_in_column_space_of_W_OV() -> None:
     g = torch.Generator().manual_seed(2)
     d_model, d_head, n = 24, 3, 9
     W_Q, W_K, W_V = (torch.randn(d_head, d_model, generator=g, dtype=torch.float64) for _ in range(3))
     W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
     X = torch.randn(d_model, n, generator=g, dtype=torch.float64)
-    A = C.attention_pattern(C.attention_scores(C.W_QK(W_Q, W_K), X, scale=d_head**-0.5))
+    head = Head(W_Q, W_K, W_V, W_O)
+    A = C.attention_pattern(C.attention_scores(head.W_QK, X, scale=d_head**-0.5))
     torch.testing.assert_close(A.sum(1), torch.ones(n, dtype=X.dtype))
     assert torch.all(A.triu(1) == 0)
     # column i of X A^T is sum_j A_ij X_j
     Z = C.attention_weighted_average(X, A)
     torch.testing.assert_close(Z[:, 4], sum(A[4, j] * X[:, j] for j in range(n)))
     h = C.head_output(W_O, W_V, X, A)
-    torch.testing.assert_close(h, C.W_OV(W_O, W_V) @ X @ A.T)
+    torch.testing.assert_close(h, head.W_OV @ X @ A.T)
+    # the book-notation functions compute what the model's own head computes (on X^T, row-per-token)
+    out_model, A_model = head(X.T)
+    torch.testing.assert_close(A, A_model, rtol=0, atol=1e-12)
+    torch.testing.assert_close(h, out_model.T, rtol=0, atol=1e-12)
     svd = C.factored_svd(W_O, W_V)
     P = C.write_projector(svd)
     assert float((h - P @ h).norm() / h.norm()) < 1e-12
@@ -145,39 +143,30 @@ def test_decomposition_read_subspace_and_orthogonal_blindness() -> None:
     torch.testing.assert_close(fr, torch.tensor([1.0, 0.0], dtype=x.dtype), rtol=0, atol=1e-12)
 
 
-def test_to_columns_and_residual_sum_error() -> None:
+def test_to_columns_and_centre_columns() -> None:
     x = torch.arange(6.0).reshape(1, 3, 2)
     assert torch.equal(C.to_columns(x), x[0].T)
     with pytest.raises(ValueError, match="batch size"):
         C.to_columns(torch.zeros(2, 3, 2))
-
-    class FakeCache:  # two layers: X^2 = X^0 + heads + mlp
-        def __init__(self) -> None:
-            g = torch.Generator().manual_seed(5)
-            x0 = torch.randn(2, 5, 8, generator=g)
-            h0, h1 = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 3, 5, 8, generator=g)
-            m1 = torch.randn(2, 5, 8, generator=g)
-            self.head_out = [h0, h1]
-            self.mlp_out = [None, m1]
-            self.resid = [x0, x0 + h0.sum(1), x0 + h0.sum(1) + h1.sum(1) + m1]
-
-    assert C.residual_sum_error(FakeCache()) < 1e-5
+    M = torch.randn(5, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    Mc = C.centre_columns(M)
+    torch.testing.assert_close(Mc.sum(0), torch.zeros(4, dtype=M.dtype), rtol=0, atol=1e-12)
+    # centring keeps what a softmax over each column sees, and only that
+    torch.testing.assert_close(Mc.softmax(0), M.softmax(0))
+    torch.testing.assert_close(C.centre_columns(M + torch.arange(4.0, dtype=M.dtype)), Mc)
 
 
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: C.W_QK(torch.zeros(4, 10), torch.zeros(4, 9)), r"W_Q .*\(4, 10\).*W_K .*\(4, 9\)"),
-        (lambda: C.W_OV(torch.zeros(10, 4), torch.zeros(3, 10)), r"W_O .*\(10, 4\).*W_V .*\(3, 10\)"),
         (lambda: C.factored_svd(torch.zeros(10, 4), torch.zeros(5, 10)), r"inner dimensions.*\(10, 4\).*\(5, 10\)"),
-        (lambda: C.factored_svd(torch.zeros(10), torch.zeros(1, 10)), r"W_O must be a 2-D matrix"),
+        (lambda: C.factored_svd(torch.zeros(10), torch.zeros(1, 10)), r"W_O must have 2 dimensions"),
         (lambda: C.stack_W_O([torch.zeros(8, 2), torch.zeros(8, 3)]), r"W_Os\[1\].*\(8, 3\)"),
         (lambda: C.additive_output([torch.zeros(8, 2)], [torch.zeros(3, 5)]), r"W_O\^h"),
         (lambda: C.split_W_O(torch.zeros(8, 6), 4), r"not divisible by n_heads = 4"),
         (lambda: C.attention_scores(torch.zeros(3, 3), torch.zeros(4, 2)), r"W_qk.*X \(4, 2\)"),
         (lambda: C.attention_weighted_average(torch.zeros(3, 4), torch.zeros(3, 3)), r"A must be"),
         (lambda: C.projection_fraction(torch.zeros(3, 2), torch.zeros(4, 2)), r"same number of rows"),
-        (lambda: C.time_concat_vs_sum(30, 4, 8, device="cpu"), r"n_heads = 4 must divide d_model = 30"),
     ],
 )
 def test_shape_errors_are_clear(call, match) -> None:  # type: ignore[no-untyped-def]
@@ -189,7 +178,7 @@ def test_type_errors() -> None:
     with pytest.raises(TypeError, match="W_O must be a torch.Tensor"):
         C.factored_svd([[1.0]], torch.zeros(1, 1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="floating-point"):
-        C.W_OV(torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+        C.factored_svd(torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="SVDFactors"):
         C.read_projector(torch.zeros(3, 3))  # type: ignore[arg-type]
 

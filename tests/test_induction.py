@@ -1,4 +1,5 @@
-"""Tests for lmlab.induction: one head against PyTorch's attention, the hand-built induction model, the detectors."""
+"""Tests of lmlab.induction, lmlab.heads and lmlab.induction_eval: one head against PyTorch's attention and the
+model's own, the hand-built induction model, the detectors and the induction losses."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lmlab import heads
 from lmlab import induction as ind
-from lmlab.model import TinyTransformer, attention_head
+from lmlab import induction_eval as ev
+from lmlab.layers import causal_mask
+from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.report import markdown_table
+from lmlab.tasks import periodic_batches, periodic_sequences, repeated_sequences
 
 CPU = torch.device("cpu")
 
@@ -50,18 +56,21 @@ def test_single_head_equals_multihead_attention(d_head: int) -> None:
     assert mha.num_heads == 1 and mha.in_proj_bias is None and mha.out_proj.bias is None
     x = X.T[None]
     with torch.no_grad():
-        ref, ref_A = mha(x, x, x, attn_mask=ind.causal_mask(n), need_weights=True)
+        ref, ref_A = mha(x, x, x, attn_mask=~causal_mask(n), need_weights=True)
     torch.testing.assert_close(out.T, ref[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(A, ref_A[0], rtol=1e-4, atol=1e-6)
 
 
-def test_single_head_equals_model_attention_head() -> None:
+def test_single_head_equals_the_models_head() -> None:
+    """The teaching version computes what a TinyTransformer layer computes with the same weights."""
     W_Q, W_K, W_V, W_O = _random_head(8, 3, 4)
-    X = torch.randn(8, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    X = torch.randn(2, 8, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, return_pattern=True)
-    ref, ref_A = attention_head(X.T, W_Q, W_K, W_V, W_O)
-    torch.testing.assert_close(out.T, ref)
-    torch.testing.assert_close(A, ref_A)
+    model = TinyTransformer(ModelConfig(n_vocab=4, n_ctx=6, d_model=8, n_layers=1, n_heads=2, d_head=3)).double()
+    model.set_head(0, 1, W_Q=W_Q, W_K=W_K, W_V=W_V, W_O=W_O)
+    _, cache = model.forward_embeds(X.transpose(1, 2), return_cache=True)
+    torch.testing.assert_close(out.transpose(1, 2), cache.head_out[0][:, 1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(A, cache.attn[0][:, 1], rtol=0, atol=1e-12)
 
 
 def test_single_head_bad_shapes() -> None:
@@ -85,7 +94,7 @@ def built() -> TinyTransformer:
 def test_model_equals_equations(built: TinyTransformer) -> None:
     """The TinyTransformer with the planted weights computes exactly what two calls of single_head compute."""
     w = ind.induction_weights(16, 25, device=CPU)
-    tokens = ind.repeated_tokens(16, 12, 8, seed=7)
+    tokens = repeated_sequences(8, 12, 16, 7)
     logits, patterns = ind.run_weights(w, tokens)
     ref, cache = built.run_with_cache(tokens)
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-4)
@@ -96,7 +105,7 @@ def test_model_equals_equations(built: TinyTransformer) -> None:
 @pytest.mark.parametrize(("n_vocab", "seq_len"), [(16, 12), (16, 3), (40, 30)])
 def test_hand_built_perfect_on_unseen_seeds(n_vocab: int, seq_len: int) -> None:
     model = ind.build_induction_model(n_vocab, 2 * seq_len + 1, device=CPU)
-    res = ind.evaluate_induction(model, n_vocab, seq_len, seeds=range(9000, 9004), batch=32)
+    res = ev.evaluate_induction(model, n_vocab, seq_len, seeds=range(9000, 9004), batch=32)
     assert res.accuracy_second == 1.0
     assert res.first_position_accuracy == 1.0
     assert res.loss_second < 1e-3
@@ -105,27 +114,27 @@ def test_hand_built_perfect_on_unseen_seeds(n_vocab: int, seq_len: int) -> None:
 
 
 def test_shorter_sequences_and_other_bos(built: TinyTransformer) -> None:
-    res = ind.evaluate_induction(built, 16, 5, seeds=[11, 12], batch=16)
+    res = ev.evaluate_induction(built, 16, 5, seeds=[11, 12], batch=16)
     assert res.accuracy_second == 1.0
     model = ind.build_induction_model(12, 17, bos=5, device=CPU)
-    res = ind.evaluate_induction(model, 12, 8, seeds=[3], batch=32, bos=5)
+    res = ev.evaluate_induction(model, 12, 8, seeds=[3], batch=32, bos=5)
     assert res.accuracy_second == 1.0
 
 
 def test_broken_variants_break() -> None:
     """No BOS token gives a tie at the first position of copy two; no sink raises the copy-one loss."""
     no_sink = ind.build_induction_model(16, 21, sink=0.0, device=CPU)
-    res = ind.evaluate_induction(no_sink, 16, 10, seeds=[1, 2], batch=32)
+    res = ev.evaluate_induction(no_sink, 16, 10, seeds=[1, 2], batch=32)
     assert res.accuracy_second == 1.0 and res.loss_first > math.log(16) + 0.5
     built = ind.build_induction_model(16, 21, device=CPU)
-    res = ind.evaluate_induction(built, 16, 10, seeds=[1, 2], batch=32, bos=None)
+    res = ev.evaluate_induction(built, 16, 10, seeds=[1, 2], batch=32, bos=None)
     assert res.first_position_accuracy < 0.75 and res.accuracy_second < 1.0
     small = ind.build_induction_model(16, 21, scale=1.0, device=CPU)
-    assert ind.evaluate_induction(small, 16, 10, seeds=[1], batch=32).accuracy_second < 0.5
+    assert ev.evaluate_induction(small, 16, 10, seeds=[1], batch=32).accuracy_second < 0.5
 
 
 def test_detectors_find_planted_heads(built: TinyTransformer) -> None:
-    det = ind.detect_heads(built, seq_len=12)
+    det = heads.detect_heads(built, seq_len=12)
     assert det.previous_token_heads == [(0, 0)]
     assert det.induction_heads == [(1, 0)]
     assert float(det.previous_token[0, 0]) > 0.99 and float(det.induction[1, 0]) > 0.99
@@ -136,33 +145,37 @@ def test_detector_scores_on_known_patterns() -> None:
     shift = torch.zeros(n, n)
     shift[0, 0] = 1.0
     shift[torch.arange(1, n), torch.arange(n - 1)] = 1.0
-    assert float(ind.previous_token_score(shift)) == 1.0
+    assert float(heads.previous_token_score(shift)) == 1.0
     uniform = torch.tril(torch.ones(n, n))
     uniform = uniform / uniform.sum(-1, keepdim=True)
     expected = sum(1 / (i + 1) for i in range(1, n)) / (n - 1)
-    assert math.isclose(float(ind.previous_token_score(uniform)), expected, rel_tol=1e-6)
+    assert math.isclose(float(heads.previous_token_score(uniform)), expected, rel_tol=1e-6)
     stripe = torch.zeros(n, n)
     for i in range(n):
         j = i - period + 1 if i >= 1 + period else 0
         stripe[i, j] = 1.0
-    assert float(ind.induction_score(stripe, period)) == 1.0
-    assert float(ind.induction_score(shift, period)) == 0.0
+    assert float(heads.induction_score(stripe, period)) == 1.0
+    assert float(heads.induction_score(shift, period)) == 0.0
+    # the boundary: the previous-token score counts position 1 attending to BOS, the induction score counts every
+    # query of the second copy; moving the stripe by one key drops it to zero
+    assert float(heads.previous_token_score(shift[:2, :2])) == 1.0
+    assert float(heads.induction_score(stripe.roll(1, dims=1), period)) == 0.0
 
 
 def test_composition_scores(built: TinyTransformer) -> None:
-    qk1, ov0 = built.W_QK(1, 0), built.W_OV(0, 0)
-    k = ind.k_composition(qk1, ov0)
-    base = ind.random_composition_baseline(built.cfg.d_model, built.cfg.d_head, n_samples=20)
+    qk1, ov0 = built.head(1, 0).W_QK, built.head(0, 0).W_OV
+    k = heads.k_composition(qk1, ov0)
+    base = heads.random_composition_baseline(built.cfg.d_model, built.cfg.d_head, n_samples=20)
     assert k > base.mean + 10 * base.std
     # the layer-0 head writes only into the previous-token block, which layer 1 reads only on the key side
-    assert ind.q_composition(qk1, ov0) == 0.0
+    assert heads.q_composition(qk1, ov0) == 0.0
     # the score is invariant to a rotation of the residual stream
     R, _ = torch.linalg.qr(torch.randn(qk1.shape[0], qk1.shape[0], generator=torch.Generator().manual_seed(0)))
-    assert math.isclose(ind.k_composition(R @ qk1 @ R.T, R @ ov0 @ R.T), k, rel_tol=1e-4)
+    assert math.isclose(heads.k_composition(R @ qk1 @ R.T, R @ ov0 @ R.T), k, rel_tol=1e-4)
     # composition_score equals the formula
     A, B = torch.randn(5, 4), torch.randn(4, 6)
     ref = float(torch.linalg.norm(A @ B) / (torch.linalg.norm(A) * torch.linalg.norm(B)))
-    assert math.isclose(ind.composition_score(A, B), ref, rel_tol=1e-5)
+    assert math.isclose(heads.composition_score(A, B), ref, rel_tol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -170,12 +183,12 @@ def test_composition_scores(built: TinyTransformer) -> None:
 
 def test_sequence_longer_than_positional_table(built: TinyTransformer) -> None:
     with pytest.raises(ValueError, match="n_ctx"):
-        ind.evaluate_induction(built, 16, 13)  # 2 * 13 + 1 = 27 > 25
+        ev.evaluate_induction(built, 16, 13)  # 2 * 13 + 1 = 27 > 25
     with pytest.raises(ValueError, match="n_ctx"):
-        built(ind.repeated_tokens(16, 13, 2))
+        built(repeated_sequences(2, 13, 16, 0))
     w = ind.induction_weights(16, 25, device=CPU)
     with pytest.raises(ValueError, match="n_ctx"):
-        ind.run_weights(w, ind.repeated_tokens(16, 13, 2))
+        ind.run_weights(w, repeated_sequences(2, 13, 16, 0))
 
 
 def test_vocabulary_too_large_for_subspaces() -> None:
@@ -192,7 +205,7 @@ def test_argument_checks() -> None:
     with pytest.raises(ValueError, match="scale"):
         ind.build_induction_model(8, 9, scale=0.0, device=CPU)
     with pytest.raises(ValueError, match="seq_len"):
-        ind.repeated_tokens(8, 8, 2)  # only 7 non-BOS tokens to draw from without replacement
+        repeated_sequences(2, 8, 8, 0)  # only 7 non-BOS tokens to draw from without replacement
     with pytest.raises(TypeError, match="n_vocab"):
         ind.residual_layout(8.0, 9)  # type: ignore[arg-type]
 
@@ -201,24 +214,47 @@ def test_argument_checks() -> None:
 
 
 def test_periodic_tokens_are_periodic_runs_of_distinct_tokens() -> None:
-    g = torch.Generator().manual_seed(0)
-    toks = ind.periodic_tokens(12, 30, 64, min_period=3, max_period=7, generator=g, bos=2)
+    toks = periodic_sequences(64, 30, 12, 0, min_period=3, max_period=7, bos=2)
     assert toks.shape == (64, 30) and bool((toks[:, 0] == 2).all()) and bool((toks[:, 1:] != 2).all())
     for row in toks:
         body = row[1:]
         # the period is the first position where the run starts over
         T = next(t for t in range(3, 8) if bool((body[t:] == body[:-t]).all()))
         assert len(set(body[:T].tolist())) == T
-    inputs, targets = ind.periodic_batches(12, 30, batch=4, max_period=5, seed=1)(5)
+    inputs, targets = periodic_batches(12, 30, batch=4, max_period=5, seed=1)(5)
     assert inputs.shape == targets.shape == (4, 30) and torch.equal(inputs[:, 1:], targets[:, :-1])
 
 
 def test_probe_on_hand_built_model(built: TinyTransformer) -> None:
-    out = ind.induction_probe(16, 8, batch=16)(built)
+    out = ev.induction_probe(16, 8, batch=16)(built)
     assert out["prev_layer0"] > 0.99 and out["induction_last"] > 0.99
     assert out["loss_second"] < 1e-3 and abs(out["loss_first"] - math.log(16)) < 0.01
+    # the boundary token cannot be predicted: the loss there is that of a uniform guess among unused tokens
+    assert out["loss_boundary"] > 1.0
+
+
+def test_one_induction_loss_everywhere(built: TinyTransformer) -> None:
+    """The probe and the evaluation measure the same positions: on the same batch they agree exactly."""
+    probe = ev.induction_probe(16, 8, batch=16, seed=5)(built)
+    res = ev.evaluate_induction(built, 16, 8, seeds=[5], batch=16)
+    for key in ("loss_first", "loss_second", "loss_boundary", "accuracy_second"):
+        assert probe[key] == pytest.approx(getattr(res, key), abs=1e-12)
+
+
+def test_repeat_metrics_positions() -> None:
+    """A model that is right exactly on the second copy after its first token gets loss 0 there and only there."""
+    T, n_vocab = 5, 12
+    tokens = repeated_sequences(3, T, n_vocab, 0)
+    logits = torch.zeros(3, 2 * T + 1, n_vocab)
+    for i in range(T + 1, 2 * T):  # the prediction made at i is of token i + 1
+        logits[torch.arange(3), i, tokens[:, i + 1]] = 100.0
+    m = ev.repeat_metrics(logits, tokens, T)
+    assert m["loss_second"] < 1e-6 and m["accuracy_second"] == 1.0
+    assert m["loss_first"] == pytest.approx(math.log(n_vocab)) and m["loss_boundary"] == pytest.approx(math.log(12))
+    with pytest.raises(ValueError, match="columns"):
+        ev.repeat_metrics(logits, tokens, T + 1)
 
 
 def test_markdown_table() -> None:
-    md = ind.markdown_table([{"a": 1, "b": 0.5}], {"a": "A", "b": "B"}, {"b": ".2f"})
+    md = markdown_table([{"a": 1, "b": 0.5}], {"a": "A", "b": "B"}, {"b": ".2f"})
     assert md.splitlines() == ["| A | B |", "|---|---|", "| 1 | 0.50 |"]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lmlab.model import Cache, KVCache, ModelConfig, TinyTransformer, attention_head, sinusoidal_positions
+from lmlab.layers import Head, causal_mask
+from lmlab.model import Cache, KVCache, ModelConfig, TinyTransformer, sinusoidal_positions
 
 ATOL = 1e-5
 
@@ -92,22 +93,46 @@ def test_each_head_matches_scaled_dot_product_attention(name: str) -> None:
             WQ, WK, WV, WO = model.W_Q(l, h), model.W_K(l, h), model.W_V(l, h), model.W_O(l, h)
             z = F.scaled_dot_product_attention(x @ WQ.T, x @ WK.T, x @ WV.T, is_causal=True, scale=cfg.scale)
             torch.testing.assert_close(cache.head_out[l][:, h], z @ WO.T, atol=ATOL, rtol=0)
-            out, A = attention_head(x, WQ, WK, WV, WO, scale=cfg.scale)
+            out, A = model.head(l, h)(x)  # the head object runs the layer's code on its own
             torch.testing.assert_close(out, z @ WO.T, atol=ATOL, rtol=0)
             torch.testing.assert_close(A, cache.attn[l][:, h], atol=ATOL, rtol=0)
 
 
-def test_attention_head_non_causal_and_unbatched() -> None:
+def test_head_non_causal_and_unbatched() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 8, generator=g, dtype=torch.float64)
     W = [torch.randn(4, 8, generator=g, dtype=torch.float64) for _ in range(3)]
     WO = torch.randn(8, 4, generator=g, dtype=torch.float64)
-    out, A = attention_head(x, *W, WO, causal=False)
+    out, A = Head(*W, WO)(x, causal=False)
     ref = F.scaled_dot_product_attention(x @ W[0].T, x @ W[1].T, x @ W[2].T, is_causal=False)
     assert out.shape == (6, 8) and A.shape == (6, 6)
     torch.testing.assert_close(out, ref @ WO.T)
-    with pytest.raises(ValueError, match="W_O must have shape"):
-        attention_head(x, *W, WO.T)
+    with pytest.raises(ValueError, match="W_O must be"):
+        Head(*W, WO.T)
+
+
+def test_causal_mask_convention() -> None:
+    """True = may attend; with a key/value cache the queries are the last n_q positions."""
+    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    assert torch.equal(causal_mask(2, 4), causal_mask(4)[2:])
+    x = torch.randn(1, 5, 4, dtype=torch.float64)
+    mha_mask = ~causal_mask(5)  # nn.MultiheadAttention's convention: True = forbidden
+    ref = F.scaled_dot_product_attention(x, x, x, attn_mask=~mha_mask)
+    torch.testing.assert_close(ref, F.scaled_dot_product_attention(x, x, x, is_causal=True))
+
+
+def test_head_circuits_predict_scores_and_writes() -> None:
+    """W_QK gives the pre-softmax scores and W_OV the write per attended key, as the model computes them."""
+    model = make(n_layers=1, n_heads=2, attn_scale=0.7)
+    _, cache = model.run_with_cache(tokens(model, batch=2))
+    x = cache.resid[0]
+    for h in range(2):
+        head = model.head(0, h)
+        A = cache.attn[0][:, h]
+        scores = 0.7 * x @ head.W_QK @ x.transpose(1, 2)  # (batch, i, j): x_i^T W_QK x_j
+        log_ratio = (A.log() - A[:, :, :1].log()).tril()  # softmax: log A_ij - log A_i0 = S_ij - S_i0
+        torch.testing.assert_close(log_ratio, (scores - scores[:, :, :1]).tril(), atol=1e-8, rtol=0)
+        torch.testing.assert_close(cache.head_out[0][:, h], A @ x @ head.W_OV.T, atol=1e-10, rtol=0)
 
 
 def test_concatenated_heads_equal_sum_of_heads() -> None:
@@ -146,6 +171,19 @@ def test_residual_stream_is_a_sum_of_writes(name: str) -> None:
     torch.testing.assert_close(cache.resid[-1], total, atol=ATOL, rtol=0)
     if not model.cfg.layer_norm:
         torch.testing.assert_close(logits, cache.resid[-1] @ model.W_U().T, atol=ATOL, rtol=0)
+    assert cache.residual_sum_error() < 1e-12
+
+
+def test_residual_sum_error_sees_a_write_that_was_not_recorded() -> None:
+    """A cache that misses one head's write (e.g. a model that forgets to record it) is reported, not averaged."""
+    model = make(d_mlp=8)
+    _, cache = model.run_with_cache(tokens(model))
+    missing = cache.head_out[1][:, 1].detach()
+    cache.head_out[1] = cache.head_out[1][:, :1]
+    assert cache.residual_sum_error() == pytest.approx(float(missing.abs().max()), rel=1e-6)
+    _, cache = model.run_with_cache(tokens(model))
+    cache.mlp_out[0] = None
+    assert cache.residual_sum_error() > 1e-3
 
 
 def test_zero_layer_model_is_W_U_W_E_T() -> None:
@@ -203,8 +241,6 @@ def test_set_head_round_trip_and_effect() -> None:
     torch.testing.assert_close(model.W_K(0, 1), new["W_K"])
     torch.testing.assert_close(model.W_V(0, 1), new["W_V"])
     torch.testing.assert_close(model.W_O(0, 1), new["W_O"])
-    torch.testing.assert_close(model.W_QK(0, 1), new["W_Q"].T @ new["W_K"])
-    torch.testing.assert_close(model.W_OV(0, 1), new["W_O"] @ new["W_V"])
     # numpy arrays are accepted, and accessors return copies (editing them leaves the model alone)
     model.set_head(0, 0, W_V=np.zeros((cfg.d_head, cfg.d_model)))
     assert torch.all(model.W_V(0, 0) == 0)
@@ -303,7 +339,7 @@ def test_config_errors() -> None:
         ModelConfig(n_vocab=5, n_ctx=4, d_model=8.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pos_emb must be one of"):
         ModelConfig(n_vocab=5, n_ctx=4, d_model=8, pos_emb="rotary")
-    with pytest.raises(ValueError, match="attn_scale must be a positive"):
+    with pytest.raises(ValueError, match="attn_scale must be a finite number > 0"):
         ModelConfig(n_vocab=5, n_ctx=4, d_model=8, attn_scale=0.0)
     with pytest.raises(TypeError, match="cfg must be a ModelConfig"):
         TinyTransformer({"n_vocab": 5})  # type: ignore[arg-type]
@@ -320,7 +356,7 @@ def test_input_errors() -> None:
         model(torch.full((1, 3), cfg.n_vocab))
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, n_vocab\)"):
         model(torch.full((1, 3), -1))
-    with pytest.raises(ValueError, match=r"tokens must have shape \(batch, n\)"):
+    with pytest.raises(ValueError, match="tokens must have 2 dimensions"):
         model(torch.zeros(3, dtype=torch.long))
     with pytest.raises(TypeError, match="integer ids"):
         model(torch.zeros(1, 3))
@@ -341,9 +377,9 @@ def test_weight_errors() -> None:
         model.set_head(0, 0, W_K=[[0.0]])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"W_U must have shape \(n_vocab, d_model\)"):
         model.set_embeddings(W_U=torch.zeros(cfg.d_model, cfg.n_vocab))
-    with pytest.raises(ValueError, match=r"layer l must be in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"l must be an int in \[0, 1\]"):
         model.W_Q(2, 0)
-    with pytest.raises(ValueError, match=r"head h must be in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"h must be an int in \[0, 1\]"):
         model.W_OV(0, 5)
     with pytest.raises(ValueError, match="attention-only"):
         model.W_in(0)

@@ -15,8 +15,9 @@ import lmlab
 import pytest
 import torch
 from lmlab import pretrained
+from lmlab.arithmetic import ArithmeticTask, CharTokenizer
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import ArithmeticTask, BigramLanguage, CharTokenizer
+from lmlab.tasks import BigramLanguage, RepeatedSequences
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,23 @@ def test_tasks_match_the_recipes() -> None:
     cfg = pretrained.info("arithmetic-cot")["model"]
     assert cfg["n_vocab"] == arith.tokenizer.n_vocab and cfg["n_ctx"] >= arith.max_len
     ind = pretrained.task("induction-2l")
-    assert pretrained.info("induction-2l")["model"]["n_ctx"] >= 1 + 2 * ind["max_len"]
+    assert isinstance(ind, RepeatedSequences)
+    assert pretrained.info("induction-2l")["model"]["n_ctx"] >= 1 + 2 * ind.max_len
+    # every task is a training source of the same kind: step -> (inputs, targets[, mask]) on the CPU
+    for name in pretrained.recipes():
+        r = pretrained.RECIPES[name]
+        batch = pretrained.task(name).batches(batch=2, seed=0, **r.data)(0)
+        assert batch[0].shape[0] == 2 and batch[0].shape == batch[1].shape
+
+
+def test_register_adds_a_recipe_and_refuses_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "RECIPES", dict(pretrained.RECIPES))
+    r = pretrained.RECIPES["bigram-zero"]
+    pretrained.register(dataclasses.replace(r, name="bigram-zero-small", model=dataclasses.replace(r.model, d_model=8)))
+    assert "bigram-zero-small" in pretrained.recipes()
+    assert pretrained.info("bigram-zero-small")["key"] != pretrained.info("bigram-zero")["key"]
+    with pytest.raises(ValueError, match="exists already"):
+        pretrained.register(r)
 
 
 def test_first_load_trains_and_caches_then_hits(
@@ -216,14 +233,6 @@ def test_bigram_agreement_is_perfect_for_the_exact_solution() -> None:
     model.set_embeddings(W_U=torch.zeros(6, 6))  # uniform predictions: excess loss = ln 6 - H
     q = pretrained.bigram_agreement(model, lang)
     assert q["kl"] == pytest.approx(math.log(6) - lang.entropy(), abs=1e-6)
-
-
-def test_induction_losses_of_an_untrained_model_are_uniform() -> None:
-    torch.manual_seed(0)
-    model = TinyTransformer(ModelConfig(n_vocab=32, n_ctx=41, d_model=16, n_layers=2, n_heads=2))
-    q = pretrained.induction_losses(model, seq_len=20, batch=64)
-    for part in ("first", "second", "boundary"):
-        assert q[part] == pytest.approx(math.log(32), abs=0.05)
 
 
 class _Oracle(torch.nn.Module):

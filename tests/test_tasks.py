@@ -7,16 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from lmlab import tasks
-from lmlab.tasks import (
-    ArithmeticTask,
-    BigramLanguage,
-    CharTokenizer,
-    ModularAddition,
-    make_problem,
-    parse_answer,
-    repeated_sequences,
-)
+from lmlab import arithmetic, tasks
+from lmlab.arithmetic import ArithmeticTask, CharTokenizer, make_problem, parse_answer
+from lmlab.modular import ModularAddition
+from lmlab.tasks import BigramLanguage, repeated_sequences
 from scipy import stats
 
 
@@ -88,6 +82,15 @@ def test_bigram_bad_arguments() -> None:
         BigramLanguage(4).sample(2, 3, None)  # type: ignore[arg-type]
 
 
+def test_bigram_excess_loss_is_zero_only_for_the_truth() -> None:
+    lang = BigramLanguage(6, seed=2)
+    truth = lang.log_probs().T  # column a: log P[a, :]
+    assert abs(lang.excess_loss(truth + torch.arange(6.0, dtype=truth.dtype))) < 1e-12  # constants per column
+    uniform = torch.zeros(6, 6, dtype=truth.dtype)
+    assert lang.excess_loss(uniform) == pytest.approx(math.log(6) - lang.entropy())
+    assert lang.excess_loss(lang.log_probs()) > 0.01  # the transpose is a different model
+
+
 # ---------------------------------------------------------------------------------------------- repeated sequences
 
 
@@ -119,13 +122,44 @@ def test_repeated_sequences_determinism_and_errors() -> None:
         repeated_sequences(2, 8, 8, gen(0))
     with pytest.raises(ValueError, match="bos"):
         repeated_sequences(2, 3, 8, gen(0), bos=8)
+    # an int seed is a fresh generator with that seed; the global generator is untouched
+    state = torch.get_rng_state()
+    assert torch.equal(repeated_sequences(3, 5, 8, 1), repeated_sequences(3, 5, 8, gen(1)))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_repeated_sequences_without_bos_and_with_replacement() -> None:
+    toks = repeated_sequences(500, 6, 5, gen(0), bos=None, distinct=False)
+    assert toks.shape == (500, 12) and torch.equal(toks[:, :6], toks[:, 6:])
+    assert set(toks.unique().tolist()) == set(range(5))  # every token can occur, none is reserved for BOS
+    assert any(len(set(row[:6].tolist())) < 6 for row in toks)  # drawn with replacement: repeats inside r
+    assert int(repeated_sequences(4, 5, 5, gen(0), bos=None)[:, :5].sort(1).values.eq(torch.arange(5)).all())
+
+
+def test_seeded_batches_give_a_fresh_repeatable_batch_per_step() -> None:
+    source = tasks.seeded_batches(lambda s: repeated_sequences(2, 3, 9, s), seed=4)
+    assert torch.equal(source(7), source(7))
+    assert not torch.equal(source(7), source(8))
+    other = tasks.seeded_batches(lambda s: repeated_sequences(2, 3, 9, s), seed=5)
+    assert not torch.equal(source(7), other(7))
+
+
+def test_repeated_sequences_task_varies_the_length_per_step() -> None:
+    task = tasks.RepeatedSequences(n_vocab=20, min_len=3, max_len=8, eval_len=6)
+    source = task.batches(batch=4, seed=0)
+    lengths = {source(step)[0].shape[1] for step in range(40)}
+    assert lengths == {2 * T for T in range(3, 9)}  # inputs are BOS + r + r without the last token
+    x, y = source(3)
+    assert torch.equal(x[:, 1:], y[:, :-1]) and bool((x[:, 0] == 0).all())
+    with pytest.raises(ValueError, match="min_len"):
+        tasks.RepeatedSequences(n_vocab=20, min_len=9, max_len=8)
 
 
 # ---------------------------------------------------------------------------------------------- tokenizer
 
 
 def test_char_tokenizer_round_trip_and_specials() -> None:
-    tok = tasks.arithmetic_tokenizer()
+    tok = arithmetic.arithmetic_tokenizer()
     task = ArithmeticTask(0, n_train=200, n_heldout=50)
     for p in task.train[:50] + task.heldout[:20]:
         ids = tok.encode(p.text, bos=True, eos=True)

@@ -6,15 +6,23 @@ Nothing is downloaded: data is generated, and "pretrained" models are trained by
 
 Modules (imported on first use, so ``import lmlab`` stays cheap):
 
-- ``lmlab.model``: ``TinyTransformer`` and ``ModelConfig``, weights in the homework's shapes.
-- ``lmlab.tasks``: seeded synthetic data (bigram language, repeated sequences, arithmetic with a chain of
-  thought, modular-addition task family).
+- ``lmlab.model``: ``TinyTransformer`` and ``ModelConfig``, weights in the homework's shapes; ``model.head(l, h)``.
+- ``lmlab.layers``: its layers, the causal mask and one attention head as an object (``Head``, with W_QK, W_OV).
+- ``lmlab.tasks``: seeded synthetic data (bigram language, repeated sequences) and the seeded batch sources.
+- ``lmlab.arithmetic``: arithmetic word problems with a chain of thought, their tokenizer and answer parser.
+- ``lmlab.modular``: the modular-addition task family (``x -> x + k mod p``) for meta-learning.
 - ``lmlab.train``: one small training loop and the masked cross-entropy.
 - ``lmlab.pretrained``: ``load(name)`` trains a named recipe once and caches it.
-- ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
-- ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
+- ``lmlab.circuits``: QK/OV circuits in the book's notation, factored SVD, read and write subspaces.
+- ``lmlab.induction``: one attention head from its equations and the hand-built induction circuit.
+- ``lmlab.heads``: previous-token and induction detectors, composition scores.
+- ``lmlab.induction_eval``: losses on repeated sequences and the experiments built on them.
+- ``lmlab.timing``: the best-of-n timer.
+- ``lmlab.checks``: the argument checks every module shares.
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
 - ``lmlab.plotting``: the book's matplotlib style.
+- ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
+- ``lmlab.units``: the book's one pint unit registry.
 """
 
 from __future__ import annotations
@@ -24,9 +32,27 @@ from types import ModuleType
 
 from lmlab._runtime import device, seed_everything
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
+_SUBMODULES = (
+    "arithmetic",
+    "checks",
+    "circuits",
+    "fermi",
+    "heads",
+    "induction",
+    "induction_eval",
+    "layers",
+    "model",
+    "modular",
+    "plotting",
+    "pretrained",
+    "report",
+    "tasks",
+    "timing",
+    "train",
+    "units",
+)
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 

@@ -14,21 +14,22 @@ Libraries that keep rows as tokens (e.g. TransformerLens) define the OV matrix a
 ``W_V`` of shape ``(d_model, d_head)``: that is the transpose of the book's ``W_OV``, so their *left* singular
 vectors are the book's *right* ones (the read directions) and vice versa.
 
-Nothing here depends on a trained model: every function takes plain tensors.
+The circuits themselves, ``W_QK = W_Q^T W_K`` and ``W_OV = W_O W_V``, are defined once, by :class:`lmlab.layers.Head`
+(``model.head(l, h).W_OV``). Nothing here depends on a trained model: every function takes plain tensors.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from lmlab.checks import check_tensor
+from lmlab.layers import causal_mask
+
 __all__ = [
-    "W_QK",
-    "W_OV",
     "SVDFactors",
     "factored_svd",
     "full_svd",
@@ -48,26 +49,18 @@ __all__ = [
     "split_W_O",
     "concat_output",
     "additive_output",
-    "time_concat_vs_sum",
     "to_columns",
-    "residual_sum_error",
+    "centre_columns",
 ]
 
 
 # ----------------------------------------------------------------------------------------------------- checks
 def _as_tensor(name: str, x: Any) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
+    return check_tensor(name, x, floating=True)
 
 
 def _matrix(name: str, x: Any) -> Tensor:
-    x = _as_tensor(name, x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(x.shape)}")
-    return x
+    return check_tensor(name, x, 2, floating=True)
 
 
 def _same_device_dtype(**mats: Tensor) -> None:
@@ -78,53 +71,6 @@ def _same_device_dtype(**mats: Tensor) -> None:
             raise ValueError(
                 f"{n} ({m.dtype}, {m.device}) must have the same dtype and device as {n0} ({m0.dtype}, {m0.device})"
             )
-
-
-# -------------------------------------------------------------------------------------------- virtual weights
-def W_QK(W_Q: Tensor, W_K: Tensor) -> Tensor:
-    """The QK circuit ``W_QK = W_Q^T W_K`` (book notation).
-
-    Args:
-        W_Q: query weights, ``(d_head, d_model)``.
-        W_K: key weights, ``(d_head, d_model)``.
-
-    Returns:
-        ``(d_model, d_model)``: the bilinear form with ``S_ij = X_i^T W_QK X_j`` (query column ``X_i``, key
-        column ``X_j``), before any ``1/sqrt(d_head)`` scale.
-
-    Raises:
-        ValueError: the shapes differ or are not matrices.
-    """
-    W_Q, W_K = _matrix("W_Q", W_Q), _matrix("W_K", W_K)
-    if W_Q.shape != W_K.shape:
-        raise ValueError(
-            f"W_Q and W_K must both be (d_head, d_model); got W_Q {tuple(W_Q.shape)} and W_K {tuple(W_K.shape)}"
-        )
-    _same_device_dtype(W_Q=W_Q, W_K=W_K)
-    return W_Q.T @ W_K
-
-
-def W_OV(W_O: Tensor, W_V: Tensor) -> Tensor:
-    """The OV circuit ``W_OV = W_O W_V`` (book notation; TransformerLens's ``W_V W_O`` is its transpose).
-
-    Args:
-        W_O: output weights, ``(d_model, d_head)``.
-        W_V: value weights, ``(d_head, d_model)``.
-
-    Returns:
-        ``(d_model, d_model)``, of rank at most ``d_head``.
-
-    Raises:
-        ValueError: the inner dimensions ``d_head`` differ, or the outer ones ``d_model`` do.
-    """
-    W_O, W_V = _matrix("W_O", W_O), _matrix("W_V", W_V)
-    if W_O.shape[1] != W_V.shape[0] or W_O.shape[0] != W_V.shape[1]:
-        raise ValueError(
-            "W_O must be (d_model, d_head) and W_V (d_head, d_model); "
-            f"got W_O {tuple(W_O.shape)} and W_V {tuple(W_V.shape)}"
-        )
-    _same_device_dtype(W_O=W_O, W_V=W_V)
-    return W_O @ W_V
 
 
 # --------------------------------------------------------------------------------------------- the SVD of OV
@@ -400,9 +346,7 @@ def attention_pattern(S: Tensor, causal: bool = True) -> Tensor:
     if S.shape[0] != S.shape[1]:
         raise ValueError(f"S must be square (n_context, n_context), got {tuple(S.shape)}")
     if causal:
-        n = S.shape[0]
-        mask = torch.ones(n, n, dtype=torch.bool, device=S.device).triu(1)
-        S = S.masked_fill(mask, float("-inf"))
+        S = S.masked_fill(~causal_mask(S.shape[0], device=S.device), float("-inf"))
     return torch.softmax(S, dim=-1)
 
 
@@ -520,106 +464,6 @@ def additive_output(W_Os: Sequence[Tensor], rs: Sequence[Tensor]) -> Tensor:
     return out
 
 
-def _best_time(fn: Callable[[], Any], dev: torch.device, repeats: int, number: int) -> float:
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    for _ in range(2):  # warm-up
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        sync()
-        times.append((time.perf_counter() - t0) / number)
-    return min(times)  # the best repetition: least disturbed by other processes (as timeit recommends)
-
-
-def time_concat_vs_sum(
-    d_model: int,
-    n_heads: int,
-    n_context: int,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-    repeats: int = 5,
-    number: int | None = None,
-    seed: int = 0,
-    threads: int | None = None,
-) -> dict[str, float]:
-    """Time the two views of a multi-head output on random data (``d_head = d_model // n_heads``).
-
-    Three implementations of the same ``(d_model, n_context)`` result:
-    ``concat`` one product ``W_O^H R^H``; ``loop`` ``H`` products ``W_O^h r^h`` summed one by one;
-    ``batched`` one batched product over heads (``(H, d_model, d_head) @ (H, d_head, n)``) then a sum over
-    heads — the additive view computed with a single kernel.
-
-    Args:
-        d_model, n_heads, n_context: sizes; ``n_heads`` must divide ``d_model``.
-        device: where to run (default: ``lmlab.device()``); dtype: of the random data.
-        repeats: timed repetitions; the fastest is reported (the one least disturbed by other processes).
-        number: calls per repetition (default: about 2e8 flops' worth, between 1 and 200 calls).
-        seed: seeds the random data.
-        threads: CPU threads for the measurement (restored afterwards); ``None`` keeps PyTorch's setting. One
-            thread gives steadier numbers on a machine shared with other jobs.
-
-    Returns:
-        ``{"concat": s, "loop": s, "batched": s, "max_abs_diff": float}``: best seconds per call, and the
-        largest difference between the three results.
-    """
-    for name, v in (("d_model", d_model), ("n_heads", n_heads), ("n_context", n_context), ("repeats", repeats)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if d_model % n_heads:
-        raise ValueError(f"n_heads = {n_heads} must divide d_model = {d_model}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be None or a positive int, got {threads!r}")
-    if device is None:
-        from lmlab._runtime import device as _device
-
-        dev = _device()
-    else:
-        dev = torch.device(device)
-    d_head = d_model // n_heads
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    W_all = torch.randn(n_heads, d_model, d_head, generator=g, dtype=dtype).to(dev)
-    r_all = torch.randn(n_heads, d_head, n_context, generator=g, dtype=dtype).to(dev)
-    W_list = list(W_all.unbind(0))
-    r_list = list(r_all.unbind(0))
-    W_cat = torch.cat(W_list, dim=1).contiguous()
-    R_cat = torch.cat(r_list, dim=0).contiguous()
-
-    def concat() -> Tensor:
-        return W_cat @ R_cat
-
-    def loop() -> Tensor:
-        out = W_list[0] @ r_list[0]
-        for W, r in zip(W_list[1:], r_list[1:]):
-            out = out + W @ r
-        return out
-
-    def batched() -> Tensor:
-        return torch.bmm(W_all, r_all).sum(0)
-
-    if number is None:
-        flops = 2 * d_model * d_model * n_context
-        number = max(1, min(200, int(2e8 // max(flops, 1))))
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        ref = concat()
-        diff = max(float((loop() - ref).abs().max()), float((batched() - ref).abs().max()))
-        return {
-            "concat": _best_time(concat, dev, repeats, number),
-            "loop": _best_time(loop, dev, repeats, number),
-            "batched": _best_time(batched, dev, repeats, number),
-            "max_abs_diff": diff,
-        }
-    finally:
-        torch.set_num_threads(old_threads)
-
-
 # --------------------------------------------------------------------------------------- conventions, residual
 def to_columns(x: Tensor) -> Tensor:
     """PyTorch's row-per-token ``(n, d)`` (or ``(1, n, d)``) to the book's ``(d, n)``: a transpose.
@@ -637,27 +481,11 @@ def to_columns(x: Tensor) -> Tensor:
     return x.T
 
 
-def residual_sum_error(cache: Any) -> float:
-    """Largest ``|X^final - (X^0 + sum of every head's and MLP's output)|`` in a model's cache.
+def centre_columns(M: Tensor) -> Tensor:
+    """``M`` minus each column's mean: the part of a column of logits that a softmax can see.
 
-    Args:
-        cache: an ``lmlab.model.Cache`` (row-per-token): ``resid`` ``[X^0, ..., X^L]`` each ``(batch, n, d)``,
-            ``head_out`` per layer ``(batch, H, n, d)``, ``mlp_out`` per layer ``(batch, n, d)`` or ``None``.
-
-    Returns:
-        The max absolute difference (a float; zero up to rounding for a residual architecture).
+    Softmax ignores a constant added to all of its inputs, so two logit tables (e.g. ``W_U W_E`` and ``log P^T``)
+    are compared after centring each column.
     """
-    for attr in ("resid", "head_out", "mlp_out"):
-        if not hasattr(cache, attr):
-            raise TypeError(f"cache must have .resid, .head_out and .mlp_out (lmlab.model.Cache); missing .{attr}")
-    resid, head_out, mlp_out = cache.resid, cache.head_out, cache.mlp_out
-    if len(resid) != len(head_out) + 1:
-        raise ValueError(
-            f"cache.resid has {len(resid)} entries, expected len(cache.head_out) + 1 = {len(head_out) + 1}"
-        )
-    total = resid[0].clone()
-    for l, ho in enumerate(head_out):
-        total = total + ho.sum(1)
-        if mlp_out[l] is not None:
-            total = total + mlp_out[l]
-    return float((resid[-1] - total).abs().max())
+    M = _matrix("M", M)
+    return M - M.mean(0, keepdim=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -31,21 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import lmlab
 from lmlab._runtime import device as _default_device
+from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, parse_answer
+from lmlab.checks import check_int
+from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import (
-    _TEMPLATES,
-    NAMES,
-    OBJECTS,
-    ArithmeticTask,
-    BigramLanguage,
-    Problem,
-    parse_answer,
-    repeated_sequences,
-)
+from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 
 __all__ = [
@@ -56,11 +49,10 @@ __all__ = [
     "complete",
     "default_cache_dir",
     "evaluate_arithmetic",
-    "head_scores",
-    "induction_losses",
     "info",
     "load",
     "recipes",
+    "register",
     "task",
 ]
 
@@ -69,105 +61,127 @@ FORMAT = "lmlab-pretrained/1"
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one pretrained model is made.
+    """How one pretrained model is made: ``train(make_model(model), make_task(**task).batches(**data), **train)``.
 
     Attributes:
         name: the recipe's name, the argument of :func:`load`.
         description: one paragraph for :func:`info`.
-        model: the architecture.
-        task: the data's parameters (passed to the task's constructor / sampler).
-        train: the settings passed to :func:`lmlab.train.train` plus ``batch`` (sequences per step).
+        model: the architecture (a dataclass, e.g. :class:`~lmlab.model.ModelConfig`).
+        make_task: builds the data source from ``task``: an object with ``batches(batch=..., seed=..., **data)``
+            returning a ``step -> batch`` callable (every task of :mod:`lmlab.tasks` has one).
+        task: keyword arguments of ``make_task``.
+        train: ``batch`` (sequences per step) and the settings passed to :func:`lmlab.train.train`.
         seed: the seed of the initial weights and of the data stream.
-        target: the quality the recipe is built to reach (measured by ``benchmarks/pretrain.py``).
+        target: the quality the recipe is built to reach (tested in ``tests/test_pretrained.py``).
+        data: extra keyword arguments of ``batches`` (e.g. the sequence length of a bigram stream).
+        fingerprint: a hash of anything else the data depend on (templates, word lists); part of the cache key.
+        make_model: builds the model from ``model`` (default :class:`~lmlab.model.TinyTransformer`).
     """
 
     name: str
     description: str
-    model: ModelConfig
+    model: Any
+    make_task: Callable[..., Any]
     task: dict[str, Any]
     train: dict[str, Any]
     seed: int
     target: str
-    builder: str = field(default="", repr=False)
+    data: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    make_model: Callable[[Any], nn.Module] = TinyTransformer
 
 
-def _arith_fingerprint() -> str:
-    """A hash of the arithmetic templates, names and objects: editing them changes the cache key."""
-    blob = json.dumps({"templates": _TEMPLATES, "names": NAMES, "objects": OBJECTS}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+RECIPES: dict[str, Recipe] = {}
 
 
-def _make_recipes() -> dict[str, Recipe]:
-    arith_kw = {"seed": 0, "n_train": 20000, "n_heldout": 500, "max_operand": 6, "max_factor": 5}
-    arith = ArithmeticTask(**arith_kw)
-    return {
-        "bigram-zero": Recipe(
-            name="bigram-zero",
-            description=(
-                "The zero-layer model of the homework: logits L = W_U W_E T, no attention, no MLP, no positional "
-                "embedding, trained on lmlab.tasks.BigramLanguage(n_vocab=24, seed=0). Column a of W_U W_E "
-                "approximates log P[a, :] up to a constant."
-            ),
-            model=ModelConfig(n_vocab=24, n_ctx=64, d_model=32, n_layers=0, pos_emb="none"),
-            task={"n_vocab": 24, "seed": 0, "concentration": 0.2, "smoothing": 0.05, "n": 64},
-            train={"steps": 800, "batch": 64, "lr": 0.05, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
-            seed=0,
-            target="correlation >= 0.99 between W_U W_E and log P^T after removing per-column constants",
-            builder="bigram",
+def register(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to the recipes :func:`load` knows (a new recipe is one ``register(Recipe(...))`` call).
+
+    Raises:
+        ValueError: a recipe of that name exists already.
+    """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
+    if recipe.name in RECIPES:
+        raise ValueError(f"a recipe named {recipe.name!r} exists already")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+register(
+    Recipe(
+        name="bigram-zero",
+        description=(
+            "The zero-layer model of the homework: logits L = W_U W_E T, no attention, no MLP, no positional "
+            "embedding, trained on lmlab.tasks.BigramLanguage(n_vocab=24, seed=0). Column a of W_U W_E "
+            "approximates log P[a, :] up to a constant."
         ),
-        "induction-2l": Recipe(
-            name="induction-2l",
-            description=(
-                "A 2-layer attention-only transformer (2 heads per layer, learned positions, no LayerNorm) trained on "
-                "BOS + r + r with r a run of distinct random tokens (lmlab.tasks.repeated_sequences, BOS = 0). The "
-                "length of r varies from batch to batch, so the second copy can only be predicted by looking back "
-                "at the first (an induction circuit), not by a fixed positional offset."
-            ),
-            model=ModelConfig(n_vocab=64, n_ctx=49, d_model=32, n_layers=2, n_heads=2, pos_emb="learned"),
-            task={"n_vocab": 64, "bos": 0, "min_len": 8, "max_len": 24, "eval_len": 20},
-            train={"steps": 1500, "batch": 32, "lr": 0.03, "optimizer": "adamw", "schedule": "cosine", "warmup": 30},
-            seed=0,
-            target=(
-                "second-copy loss < 0.1 nats/token, first copy near ln(n_vocab) = 4.16; a previous-token head in "
-                "layer 0 and induction heads in layer 1 (head_scores)"
-            ),
-            builder="induction",
-        ),
-        "arithmetic-cot": Recipe(
-            name="arithmetic-cot",
-            description=(
-                "A 2-layer transformer with MLPs and LayerNorm, character-level, trained on "
-                "lmlab.tasks.ArithmeticTask(seed=0) word problems (add, subtract, multiply, divide) whose answers "
-                "follow a short chain of thought and end 'Final answer: N\\n'. The loss counts only the solution "
-                "(chain of thought, answer, newline), as in the homework's soft-prompting question."
-            ),
-            model=ModelConfig(
-                n_vocab=arith.tokenizer.n_vocab,
-                n_ctx=arith.max_len,
-                d_model=64,
-                n_layers=2,
-                n_heads=4,
-                d_mlp=256,
-                layer_norm=True,
-            ),
-            task={**arith_kw, "fingerprint": _arith_fingerprint()},
-            train={
-                "steps": 500,
-                "batch": 16,
-                "lr": 0.01,
-                "optimizer": "adamw",
-                "schedule": "cosine",
-                "warmup": 30,
-                "weight_decay": 0.01,
-            },
-            seed=0,
-            target=">= 98% exact answers on the 500 held-out questions (greedy decoding, parse_answer)",
-            builder="arithmetic",
-        ),
-    }
+        model=ModelConfig(n_vocab=24, n_ctx=64, d_model=32, n_layers=0, pos_emb="none"),
+        make_task=BigramLanguage,
+        task={"n_vocab": 24, "seed": 0, "concentration": 0.2, "smoothing": 0.05},
+        data={"n": 64},
+        train={"steps": 800, "batch": 64, "lr": 0.05, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
+        seed=0,
+        target="correlation >= 0.99 between W_U W_E and log P^T after removing per-column constants",
+    )
+)
 
+register(
+    Recipe(
+        name="induction-2l",
+        description=(
+            "A 2-layer attention-only transformer (2 heads per layer, learned positions, no LayerNorm) trained on "
+            "BOS + r + r with r a run of distinct random tokens (lmlab.tasks.RepeatedSequences, BOS = 0). The "
+            "length of r varies from batch to batch, so the second copy can only be predicted by looking back "
+            "at the first (an induction circuit), not by a fixed positional offset."
+        ),
+        model=ModelConfig(n_vocab=64, n_ctx=49, d_model=32, n_layers=2, n_heads=2, pos_emb="learned"),
+        make_task=RepeatedSequences,
+        task={"n_vocab": 64, "bos": 0, "min_len": 8, "max_len": 24, "eval_len": 20},
+        train={"steps": 1500, "batch": 32, "lr": 0.03, "optimizer": "adamw", "schedule": "cosine", "warmup": 30},
+        seed=0,
+        target=(
+            "second-copy loss < 0.1 nats/token, first copy near ln(n_vocab) = 4.16; a previous-token head in "
+            "layer 0 and induction heads in layer 1 (lmlab.heads.detect_heads)"
+        ),
+    )
+)
 
-RECIPES: dict[str, Recipe] = _make_recipes()
+_ARITH = {"seed": 0, "n_train": 20000, "n_heldout": 500, "max_operand": 6, "max_factor": 5}
+register(
+    Recipe(
+        name="arithmetic-cot",
+        description=(
+            "A 2-layer transformer with MLPs and LayerNorm, character-level, trained on "
+            "lmlab.arithmetic.ArithmeticTask(seed=0) word problems (add, subtract, multiply, divide) whose answers "
+            "follow a short chain of thought and end 'Final answer: N\\n'. The loss counts only the solution "
+            "(chain of thought, answer, newline), as in the homework's soft-prompting question."
+        ),
+        model=ModelConfig(
+            n_vocab=arithmetic_tokenizer().n_vocab,
+            n_ctx=ArithmeticTask(**_ARITH).max_len,
+            d_model=64,
+            n_layers=2,
+            n_heads=4,
+            d_mlp=256,
+            layer_norm=True,
+        ),
+        make_task=ArithmeticTask,
+        task=_ARITH,
+        fingerprint=ArithmeticTask(**_ARITH).fingerprint,
+        train={
+            "steps": 500,
+            "batch": 16,
+            "lr": 0.01,
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "warmup": 30,
+            "weight_decay": 0.01,
+        },
+        seed=0,
+        target=">= 98% exact answers on the 500 held-out questions (greedy decoding, parse_answer)",
+    )
+)
 
 
 def recipes() -> list[str]:
@@ -186,9 +200,10 @@ def _config_dict(r: Recipe) -> dict[str, Any]:
         "name": r.name,
         "model": dataclasses.asdict(r.model),
         "task": r.task,
+        "data": r.data,
         "train": r.train,
         "seed": r.seed,
-        "builder": r.builder,
+        "fingerprint": r.fingerprint,
     }
 
 
@@ -199,28 +214,19 @@ def _key(r: Recipe) -> str:
 
 
 def info(name: str) -> dict[str, Any]:
-    """What recipe ``name`` is: ``description``, ``model`` (the ModelConfig as a dict), ``task``, ``train``,
+    """What recipe ``name`` is: ``description``, ``model`` (the config as a dict), ``task``, ``data``, ``train``,
     ``seed``, ``target`` and the cache ``key``. Raises ValueError for an unknown name (listing the known ones)."""
     r = _recipe(name)
-    out = _config_dict(r)
-    out.pop("builder")
-    out.update(description=r.description, target=r.target, key=_key(r))
-    return out
+    return {**_config_dict(r), "description": r.description, "target": r.target, "key": _key(r)}
 
 
 def task(name: str) -> Any:
-    """The data a recipe was trained on: a :class:`~lmlab.tasks.BigramLanguage` for ``"bigram-zero"``, an
-    :class:`~lmlab.tasks.ArithmeticTask` (with its tokenizer and held-out questions) for ``"arithmetic-cot"``, and
-    the keyword arguments of :func:`~lmlab.tasks.repeated_sequences` (``n_vocab``, ``bos``) plus the lengths for
-    ``"induction-2l"``."""
+    """The task a recipe was trained on, built afresh: ``make_task(**task)``. For the book's recipes a
+    :class:`~lmlab.tasks.BigramLanguage` (``"bigram-zero"``), a :class:`~lmlab.tasks.RepeatedSequences`
+    (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on) and an
+    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``)."""
     r = _recipe(name)
-    if r.builder == "bigram":
-        t = r.task
-        return BigramLanguage(t["n_vocab"], t["seed"], concentration=t["concentration"], smoothing=t["smoothing"])
-    if r.builder == "arithmetic":
-        t = {k: v for k, v in r.task.items() if k != "fingerprint"}
-        return ArithmeticTask(**t)
-    return dict(r.task)
+    return r.make_task(**r.task)
 
 
 def default_cache_dir() -> Path:
@@ -236,62 +242,15 @@ def cache_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
     return root / f"{_key(r)}.pt"
 
 
-# --------------------------------------------------------------------------------------------------------------
-# builders: train a recipe from its seed
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _fresh_model(r: Recipe, dev: torch.device) -> TinyTransformer:
-    """The recipe's initial weights, drawn on the CPU from ``r.seed`` without touching the global generator."""
+def _train_recipe(r: Recipe, dev: torch.device) -> tuple[nn.Module, list[float]]:
+    """Train a recipe from its seed: initial weights drawn on the CPU without touching the global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(r.seed)
-        model = TinyTransformer(r.model)
-    return model.to(dev)
-
-
-def _train_kwargs(r: Recipe) -> dict[str, Any]:
-    kw = dict(r.train)
-    kw.pop("batch")
-    return kw
-
-
-def _build_bigram(r: Recipe, dev: torch.device) -> tuple[TinyTransformer, list[float]]:
-    lang = task(r.name)
-    model = _fresh_model(r, dev)
-    hist = train(model, lang.batches(r.train["batch"], r.task["n"], seed=r.seed), **_train_kwargs(r))
-    return model, list(hist)
-
-
-def _induction_batches(r: Recipe) -> Callable[[int], tuple[Tensor, Tensor]]:
-    t = r.task
-
-    def make(step: int) -> tuple[Tensor, Tensor]:
-        g = torch.Generator().manual_seed(r.seed * 1_000_003 + step)
-        n = int(torch.randint(t["min_len"], t["max_len"] + 1, (1,), generator=g))
-        toks = repeated_sequences(r.train["batch"], n, t["n_vocab"], g, bos=t["bos"])
-        return toks[:, :-1], toks[:, 1:]
-
-    return make
-
-
-def _build_induction(r: Recipe, dev: torch.device) -> tuple[TinyTransformer, list[float]]:
-    model = _fresh_model(r, dev)
-    hist = train(model, _induction_batches(r), **_train_kwargs(r))
-    return model, list(hist)
-
-
-def _build_arithmetic(r: Recipe, dev: torch.device) -> tuple[TinyTransformer, list[float]]:
-    arith = task(r.name)
-    model = _fresh_model(r, dev)
-    hist = train(model, arith.batches(r.train["batch"], seed=r.seed), **_train_kwargs(r))
-    return model, list(hist)
-
-
-_BUILDERS: dict[str, Callable[[Recipe, torch.device], tuple[TinyTransformer, list[float]]]] = {
-    "bigram": _build_bigram,
-    "induction": _build_induction,
-    "arithmetic": _build_arithmetic,
-}
+        model = r.make_model(r.model)
+    model = model.to(dev)
+    settings = {k: v for k, v in r.train.items() if k != "batch"}
+    source = task(r.name).batches(batch=r.train["batch"], seed=r.seed, **r.data)
+    return model, list(train(model, source, **settings))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -356,7 +315,7 @@ def _read(path: Path, r: Recipe, dev: torch.device) -> tuple[TinyTransformer, di
         raise _CacheError("has no tensor state")
     if payload.get("sha256") != _state_sha256(state):
         raise _CacheError("has tensors that do not match their recorded SHA-256 (damaged or edited)")
-    model = TinyTransformer(r.model)
+    model = r.make_model(r.model)
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise _CacheError("has tensors whose names or shapes do not fit the recipe's model")
@@ -410,7 +369,7 @@ def load(
             )
     if model is None:
         start = time.perf_counter()
-        model, losses = _BUILDERS[r.builder](r, dev)
+        model, losses = _train_recipe(r, dev)
         meta = {
             "source": "trained",
             "train_s": time.perf_counter() - start,
@@ -447,18 +406,14 @@ def complete(
     Args:
         model: a model trained on the tokenizer's ids.
         prompts: the texts, e.g. ``problem.question`` (ending ``" Answer:"``); ``BOS`` is put in front of each.
-        tokenizer: a :class:`~lmlab.tasks.CharTokenizer` (default: the arithmetic task's).
+        tokenizer: a :class:`~lmlab.arithmetic.CharTokenizer` (default: the arithmetic task's).
         max_new_tokens: at most this many characters per completion (also capped by the context length).
 
     Returns:
         The generated text after each prompt, up to and including the first ``"\\n"`` (if one was produced).
     """
-    if tokenizer is None:
-        from lmlab.tasks import arithmetic_tokenizer
-
-        tokenizer = arithmetic_tokenizer()
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    tokenizer = arithmetic_tokenizer() if tokenizer is None else tokenizer
+    check_int("max_new_tokens", max_new_tokens, 1)
     groups: dict[int, list[int]] = {}
     encoded = [tokenizer.encode(p, bos=True) for p in prompts]
     for i, ids in enumerate(encoded):
@@ -480,70 +435,12 @@ def complete(
 
 def evaluate_arithmetic(model: TinyTransformer, questions: Sequence[Problem], tokenizer: Any = None) -> float:
     """Exact-answer accuracy: the fraction of problems whose greedy completion of ``problem.question`` parses
-    (:func:`~lmlab.tasks.parse_answer`) to ``problem.answer``. A completion that does not parse counts as wrong."""
+    (:func:`~lmlab.arithmetic.parse_answer`) to ``problem.answer``. A completion that does not parse counts as wrong."""
     if len(questions) == 0:
         raise ValueError("questions must hold at least one Problem")
     longest = max(len(p.solution) for p in questions) + 4
     completions = complete(model, [p.question for p in questions], tokenizer, max_new_tokens=longest)
     return sum(parse_answer(c) == p.answer for c, p in zip(completions, questions)) / len(questions)
-
-
-@torch.no_grad()
-def induction_losses(
-    model: TinyTransformer, *, seq_len: int = 20, batch: int = 256, seed: int = 12345, bos: int = 0
-) -> dict[str, float]:
-    """Mean next-token loss (nats/token) on fresh ``BOS + r + r`` sequences, split by copy.
-
-    Positions (tokens ``0..2 seq_len``, token 0 = BOS): ``"first"`` averages the predictions of tokens
-    ``1..seq_len`` (the first copy; nothing to copy from, the best possible is about ln of the number of unused
-    tokens); ``"second"`` averages tokens ``seq_len + 2 .. 2 seq_len`` (the second copy after its first token,
-    which an induction head predicts); ``"boundary"`` is token ``seq_len + 1``, the first token of the second
-    copy, which no model can know will repeat.
-    """
-    g = torch.Generator().manual_seed(seed)
-    toks = repeated_sequences(batch, seq_len, model.cfg.n_vocab, g, bos=bos).to(model.device)
-    logits = model(toks[:, :-1])
-    tgt = toks[:, 1:]
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none").mean(0)
-    # losses[j] is the loss of predicting token j + 1
-    return {
-        "first": float(losses[:seq_len].mean()),
-        "boundary": float(losses[seq_len]),
-        "second": float(losses[seq_len + 1 :].mean()),
-        "ln_n_vocab": math.log(model.cfg.n_vocab),
-    }
-
-
-@torch.no_grad()
-def head_scores(
-    model: TinyTransformer, *, seq_len: int = 20, batch: int = 64, seed: int = 12345, bos: int = 0
-) -> dict[str, Tensor]:
-    """Previous-token and induction scores of every head, on fresh ``BOS + r + r`` sequences (period ``T`` =
-    ``seq_len``).
-
-    With ``A^h`` the head's pattern (query ``i``, key ``j``; positions ``0..2T``, 0 = BOS):
-
-    * ``prev_token[l, h]`` = mean of ``A_{i, i-1}`` over ``i = 2 .. 2T`` (attention to the token just before);
-    * ``induction[l, h]`` = mean of ``A_{i, i-T+1}`` over the second copy ``i = T+1 .. 2T`` (attention to the
-      token *after* the previous occurrence of the current token: offset ``-(T - 1)``).
-
-    Returns:
-        ``{"prev_token": (n_layers, n_heads), "induction": (n_layers, n_heads)}`` float tensors on the CPU. Scores
-        above about 0.4 are commonly read as "this head does it".
-    """
-    g = torch.Generator().manual_seed(seed)
-    T = seq_len
-    toks = repeated_sequences(batch, T, model.cfg.n_vocab, g, bos=bos).to(model.device)
-    _, cache = model.run_with_cache(toks)
-    L, H = model.cfg.n_layers, model.cfg.n_heads
-    prev, ind = torch.zeros(L, H), torch.zeros(L, H)
-    i_prev = torch.arange(2, 2 * T + 1)
-    i_ind = torch.arange(T + 1, 2 * T + 1)
-    for layer in range(L):
-        A = cache.attn[layer].float().cpu()  # (batch, H, n, n)
-        prev[layer] = A[:, :, i_prev, i_prev - 1].mean(dim=(0, 2))
-        ind[layer] = A[:, :, i_ind, i_ind - T + 1].mean(dim=(0, 2))
-    return {"prev_token": prev, "induction": ind}
 
 
 @torch.no_grad()
@@ -561,15 +458,10 @@ def bigram_agreement(model: TinyTransformer, lang: BigramLanguage) -> dict[str, 
     M = (model.W_U() @ model.W_E()).double().cpu()
     if M.shape != lang.P.shape:
         raise ValueError(f"W_U W_E has shape {tuple(M.shape)} but the language has n_vocab = {lang.n_vocab}")
-    target = lang.log_probs().T
-    Mc = M - M.mean(dim=0, keepdim=True)
-    Tc = target - target.mean(dim=0, keepdim=True)
-    corr = float((Mc * Tc).sum() / (Mc.norm() * Tc.norm()))
-    logq = torch.log_softmax(M, dim=0)  # column a: model's log-probabilities after a
-    kl_rows = (lang.P * (lang.P.log() - logq.T)).sum(dim=1)
+    Mc, Tc = centre_columns(M), centre_columns(lang.log_probs().T)
     return {
-        "corr": corr,
+        "corr": float((Mc * Tc).sum() / (Mc.norm() * Tc.norm())),
         "max_abs_err": float((Mc - Tc).abs().max()),
-        "kl": float((lang.stationary() * kl_rows).sum()),
+        "kl": lang.excess_loss(M),
         "entropy": lang.entropy(),
     }

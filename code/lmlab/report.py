@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "Table",
     "Comparison",
     "ComparisonRow",
+    "markdown_table",
     "sig_figs",
 ]
 
@@ -405,3 +406,22 @@ class Table:
         )
         cap = f"<caption style='text-align:left'>{html.escape(self.title)}</caption>" if self.title else ""
         return f"<table class='fermi-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def markdown_table(
+    rows: Sequence[dict[str, Any]], columns: dict[str, str], formats: dict[str, str] | None = None
+) -> str:
+    """A Markdown table of ``rows`` (dicts), one column per key of ``columns`` (key -> header).
+
+    Args:
+        rows: the records, e.g. from :func:`lmlab.induction_eval.broken_variants`.
+        columns: which keys to show, in order, with their headers.
+        formats: optional format specs per key (e.g. ``{"loss_first": ".3f"}``); others use ``str``.
+    """
+    formats = formats or {}
+    head = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = [
+        "| " + " | ".join(format(r[k], formats[k]) if k in formats else str(r[k]) for k in columns) + " |" for r in rows
+    ]
+    return "\n".join([head, rule, *body])

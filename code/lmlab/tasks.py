@@ -3,15 +3,12 @@
 Every sampler takes an explicit ``torch.Generator`` (or a ``seed``), so the same seed gives the same data on every
 machine. Nothing is downloaded.
 
-Four task families live here:
+Two task families live here (the arithmetic word problems are in :mod:`lmlab.arithmetic`, the modular-addition
+family for meta-learning in :mod:`lmlab.modular`):
 
 * :class:`BigramLanguage`: a Markov chain over ``n_vocab`` tokens with a known transition matrix ``P``
   (``P[a, b]`` = probability that token ``b`` follows token ``a``). The zero-layer model learns it.
 * :func:`repeated_sequences`: ``BOS + r + r`` with ``r`` a random sequence of distinct tokens (induction heads).
-* Arithmetic word problems with a chain of thought in the homework's format (:class:`ArithmeticTask`,
-  :class:`CharTokenizer`, :func:`parse_answer`).
-* :class:`ModularAddition`: the family of tasks "add ``k`` mod ``p``" with training and held-out members, for
-  meta-learning and soft prompts.
 
 Tensors follow the PyTorch convention, one row per token: a batch of token ids is ``(batch, n)``. The book's
 one-hot matrix ``T`` (``n_vocab x n_context``, columns are tokens) is the transpose of one such row, one-hot encoded.
@@ -20,49 +17,42 @@ one-hot matrix ``T`` (``n_vocab x n_context``, columns are tokens) is the transp
 from __future__ import annotations
 
 import math
-import random
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+from lmlab.checks import check_generator, check_int
+
+B = TypeVar("B")
+
 __all__ = [
-    "ArithmeticTask",
     "BigramLanguage",
-    "CharTokenizer",
-    "ModularAddition",
-    "Problem",
-    "arithmetic_tokenizer",
-    "make_problem",
-    "parse_answer",
+    "RepeatedSequences",
+    "next_token_pairs",
+    "periodic_batches",
+    "periodic_sequences",
     "repeated_sequences",
+    "seeded_batches",
 ]
 
 
-# --------------------------------------------------------------------------------------------------------------
-# small argument checks
-# --------------------------------------------------------------------------------------------------------------
+def seeded_batches(draw: Callable[[int], B], seed: int) -> Callable[[int], B]:
+    """A ``step -> batch`` source for :func:`lmlab.train.train`: step ``t`` returns ``draw(seed * 1_000_003 + t)``.
+
+    Every batch comes from its own seed, so a run can be resumed or repeated from any step, on any machine, and
+    two sources with different ``seed`` never share a batch in practice. ``draw`` gets that int and seeds its own
+    generator with it (``torch.Generator().manual_seed(s)`` or ``random.Random(s)``).
+    """
+    check_int("seed", seed, 0)
+    return lambda step: draw(seed * 1_000_003 + step)
 
 
-def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return value
-
-
-def _check_generator(generator: torch.Generator | None) -> torch.Generator:
-    if generator is None:
-        raise TypeError("generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), got None")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    if generator.device.type != "cpu":
-        raise ValueError("generator must live on the CPU (data is generated on the CPU, then moved)")
-    return generator
+def next_token_pairs(tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """``(inputs, targets)`` = ``(tokens[:, :-1], tokens[:, 1:])``: every position predicts the next token."""
+    return tokens[:, :-1], tokens[:, 1:]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -99,8 +89,8 @@ class BigramLanguage:
     """
 
     def __init__(self, n_vocab: int, seed: int = 0, *, concentration: float = 0.2, smoothing: float = 0.05) -> None:
-        self.n_vocab = _check_int("n_vocab", n_vocab, 2)
-        self.seed = _check_int("seed", seed, 0)
+        self.n_vocab = check_int("n_vocab", n_vocab, 2)
+        self.seed = check_int("seed", seed, 0)
         if not (isinstance(concentration, (int, float)) and concentration > 0 and math.isfinite(concentration)):
             raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
         if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
@@ -132,15 +122,27 @@ class BigramLanguage:
         row_h = -(self.P * self.P.log()).sum(dim=1)
         return float((self.stationary() * row_h).sum())
 
+    def excess_loss(self, logit_table: Tensor) -> float:
+        """Expected loss above the entropy (nats/token) of a model whose logits after token ``a`` are column ``a`` of
+        ``logit_table`` (``n_vocab x n_vocab``, rows = next token, as ``W_U W_E``): ``sum_a pi_a KL(P[a] || q_a)``,
+        >= 0, and 0 only for the true log-probabilities up to one constant per column."""
+        if tuple(logit_table.shape) != tuple(self.P.shape):
+            raise ValueError(
+                f"logit_table must be (n_vocab, n_vocab) = {tuple(self.P.shape)}, got {tuple(logit_table.shape)}"
+            )
+        logq = logit_table.T.detach().double().cpu().log_softmax(-1)  # rows: current token
+        kl_rows = (self.P * (self.P.log() - logq)).sum(dim=1)
+        return float((self.stationary() * kl_rows).sum())
+
     def sample(self, batch: int, n: int, generator: torch.Generator) -> Tensor:
         """Sample ``batch`` sequences of ``n`` tokens.
 
         Returns:
             LongTensor ``(batch, n)`` on the CPU: the first token from ``pi``, each next one from ``P[previous]``.
         """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        g = _check_generator(generator)
+        check_int("batch", batch, 1)
+        check_int("n", n, 1)
+        g = check_generator(generator)
         u = torch.rand(batch, n, generator=g, dtype=torch.float64)
         cdf = self.P.cumsum(dim=1)
         cdf[:, -1] = 1.0 + 1e-12
@@ -159,16 +161,11 @@ class BigramLanguage:
         Each call samples ``(batch, n + 1)`` tokens from a generator seeded with ``(seed, step)`` and returns the
         inputs ``tokens[:, :-1]`` and the next-token targets ``tokens[:, 1:]``, both ``(batch, n)``.
         """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        _check_int("seed", seed, 0)
-
-        def make(step: int) -> tuple[Tensor, Tensor]:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            toks = self.sample(batch, n + 1, g)
-            return toks[:, :-1], toks[:, 1:]
-
-        return make
+        check_int("batch", batch, 1)
+        check_int("n", n, 1)
+        return seeded_batches(
+            lambda s: next_token_pairs(self.sample(batch, n + 1, torch.Generator().manual_seed(s))), seed
+        )
 
 
 def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
@@ -198,460 +195,136 @@ def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def repeated_sequences(batch: int, seq_len: int, n_vocab: int, generator: torch.Generator, bos: int = 0) -> Tensor:
-    """``BOS + r + r``: a random sequence of distinct tokens, shown twice.
+def repeated_sequences(
+    batch: int,
+    seq_len: int,
+    n_vocab: int,
+    generator: torch.Generator | int,
+    *,
+    bos: int | None = 0,
+    distinct: bool = True,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``BOS + r + r``: a random run ``r`` of ``seq_len`` tokens, shown twice.
 
-    ``r`` has ``seq_len`` tokens drawn without replacement from ``{0, ..., n_vocab - 1}`` minus ``bos``, so no token
-    repeats inside one copy and the only way to predict the second copy is to look back at the first (induction).
+    ``r`` is drawn uniformly from ``{0, ..., n_vocab - 1}`` minus ``bos``; with ``distinct`` (default) without
+    replacement, so no token repeats inside one copy and the only way to predict the second copy is to look back
+    at the first (induction).
 
     Args:
         batch: number of sequences, >= 1.
-        seq_len: length of ``r``, in [1, n_vocab - 1].
+        seq_len: length ``T`` of ``r``, >= 1 (at most the number of non-BOS tokens when ``distinct``).
         n_vocab: vocabulary size, >= 2.
-        generator: a CPU ``torch.Generator``.
-        bos: the beginning-of-sequence token, in [0, n_vocab - 1] (default 0).
+        generator: a CPU ``torch.Generator``, or an int seed for a fresh one (the global generator is untouched).
+        bos: the beginning-of-sequence token in [0, n_vocab - 1], or ``None`` for sequences ``r + r``.
+        distinct: draw ``r`` without replacement.
+        device: where the result goes (drawn on the CPU either way, so every device sees the same tokens).
 
     Returns:
-        LongTensor ``(batch, 1 + 2 * seq_len)``: column 0 is ``bos``, columns ``1..seq_len`` are ``r`` and columns
-        ``seq_len + 1 .. 2 seq_len`` repeat them.
+        LongTensor ``(batch, 1 + 2 T)``: column 0 is ``bos``, columns ``1..T`` are ``r`` and ``T+1..2T`` repeat
+        them (``(batch, 2 T)`` without BOS).
 
     Raises:
-        ValueError: ``seq_len > n_vocab - 1`` (not enough distinct tokens) or another argument out of range.
+        ValueError: ``seq_len`` larger than the number of tokens to draw from, or another argument out of range.
     """
-    _check_int("batch", batch, 1)
-    _check_int("n_vocab", n_vocab, 2)
-    _check_int("bos", bos, 0, n_vocab - 1)
-    _check_int("seq_len", seq_len, 1)
-    if seq_len > n_vocab - 1:
-        raise ValueError(
-            f"seq_len must be in [1, n_vocab - 1] = [1, {n_vocab - 1}] (tokens are drawn without replacement), "
-            f"got {seq_len}"
-        )
-    g = _check_generator(generator)
+    check_int("batch", batch, 1)
+    check_int("n_vocab", n_vocab, 2)
+    if bos is not None:
+        check_int("bos", bos, 0, n_vocab - 1)
     choices = torch.tensor([t for t in range(n_vocab) if t != bos], dtype=torch.long)
-    order = torch.rand(batch, n_vocab - 1, generator=g).argsort(dim=1)[:, :seq_len]
+    check_int("seq_len", seq_len, 1, len(choices) if distinct else None)
+    g = check_generator(generator)
+    if distinct:
+        order = torch.rand(batch, len(choices), generator=g).argsort(dim=1)[:, :seq_len]
+    else:
+        order = torch.randint(len(choices), (batch, seq_len), generator=g)
     r = choices[order]
-    b = torch.full((batch, 1), bos, dtype=torch.long)
-    return torch.cat([b, r, r], dim=1)
+    parts = [r, r] if bos is None else [torch.full((batch, 1), bos, dtype=torch.long), r, r]
+    return torch.cat(parts, dim=1).to(device)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# character tokenizer
-# --------------------------------------------------------------------------------------------------------------
+def periodic_sequences(
+    batch: int,
+    n: int,
+    n_vocab: int,
+    generator: torch.Generator | int,
+    *,
+    min_period: int,
+    max_period: int,
+    bos: int = 0,
+) -> Tensor:
+    """``BOS`` followed by ``r r r ...`` cut to ``n`` tokens, with a fresh period ``T`` for every sequence.
 
-
-class CharTokenizer:
-    """A character-level tokenizer with three special tokens.
-
-    Ids: ``PAD = 0``, ``BOS = 1``, ``EOS = 2``, then one id per character of ``alphabet`` in order.
+    ``r`` is a run of ``T`` distinct tokens (BOS excluded), ``T`` uniform in ``[min_period, max_period]`` per
+    sequence. Every token after the first period is predictable by induction, and because ``T`` varies no fixed
+    positional offset can replace looking back at the content.
 
     Args:
-        alphabet: the characters, each once (a string, or any sequence of one-character strings).
+        batch: number of sequences; n: sequence length (>= 2); n_vocab: vocabulary size including BOS (>= 3).
+        generator: a CPU ``torch.Generator`` or an int seed.
+        min_period, max_period: range of ``T``, ``2 <= min_period <= max_period <= n_vocab - 1``.
+        bos: the BOS id.
 
-    Raises:
-        ValueError: a character repeats, or an entry is not a single character.
+    Returns:
+        Token ids ``(batch, n)`` on the CPU.
     """
-
-    PAD = 0
-    BOS = 1
-    EOS = 2
-    N_SPECIAL = 3
-
-    def __init__(self, alphabet: str | Sequence[str]) -> None:
-        chars = list(alphabet)
-        for c in chars:
-            if not isinstance(c, str) or len(c) != 1:
-                raise ValueError(f"alphabet entries must be single characters, got {c!r}")
-        if len(set(chars)) != len(chars):
-            dup = sorted({c for c in chars if chars.count(c) > 1})
-            raise ValueError(f"alphabet characters must be unique, repeated: {dup!r}")
-        self.alphabet = "".join(chars)
-        self._to_id = {c: i + self.N_SPECIAL for i, c in enumerate(chars)}
-
-    @property
-    def n_vocab(self) -> int:
-        """Number of ids: 3 special tokens plus the alphabet."""
-        return self.N_SPECIAL + len(self.alphabet)
-
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
-        """Text to ids (one per character), optionally with ``BOS`` in front and ``EOS`` at the end.
-
-        Raises:
-            ValueError: ``text`` has a character outside the alphabet (named in the message).
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        try:
-            ids = [self._to_id[c] for c in text]
-        except KeyError as e:
-            raise ValueError(f"text has a character outside the alphabet: {e.args[0]!r}") from None
-        return ([self.BOS] if bos else []) + ids + ([self.EOS] if eos else [])
-
-    def decode(self, ids: Sequence[int] | Tensor, *, skip_special: bool = True) -> str:
-        """Ids to text. Special tokens are dropped (``skip_special=True``) or written ``<pad>``, ``<bos>``, ``<eos>``.
-
-        Raises:
-            ValueError: an id is outside ``[0, n_vocab)``.
-        """
-        if isinstance(ids, Tensor):
-            ids = ids.tolist()
-        names = {self.PAD: "<pad>", self.BOS: "<bos>", self.EOS: "<eos>"}
-        out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < self.n_vocab:
-                raise ValueError(f"ids must be in [0, {self.n_vocab}), got {i}")
-            if i < self.N_SPECIAL:
-                if not skip_special:
-                    out.append(names[i])
-            else:
-                out.append(self.alphabet[i - self.N_SPECIAL])
-        return "".join(out)
-
-    def pad_batch(self, seqs: Sequence[Sequence[int]], length: int | None = None) -> tuple[Tensor, Tensor]:
-        """Right-pad id sequences with ``PAD`` into one batch.
-
-        Args:
-            seqs: lists of ids (at least one).
-            length: the padded length (default: the longest sequence); must be >= every sequence's length.
-
-        Returns:
-            ``tokens``: LongTensor ``(batch, length)``; ``mask``: BoolTensor ``(batch, length)``, True on real ids.
-        """
-        if len(seqs) == 0:
-            raise ValueError("seqs must hold at least one sequence")
-        longest = max(len(s) for s in seqs)
-        if length is None:
-            length = longest
-        _check_int("length", length, longest)
-        tokens = torch.full((len(seqs), length), self.PAD, dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.bool)
-        for i, s in enumerate(seqs):
-            tokens[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
-            mask[i, : len(s)] = True
-        return tokens, mask
-
-
-# --------------------------------------------------------------------------------------------------------------
-# arithmetic word problems with a chain of thought
-# --------------------------------------------------------------------------------------------------------------
-
-# Names have three letters and objects four, so that within one template the numbers sit at fixed offsets: this
-# keeps the copying part of the task easy enough for a model trained in seconds on a CPU.
-NAMES: tuple[str, ...] = ("Sam", "Ann", "Max", "Eve", "Tom", "Liz", "Ben", "Kim")
-OBJECTS: tuple[str, ...] = ("pens", "eggs", "cups", "hats", "toys", "keys")
-OPS: tuple[str, ...] = ("add", "sub", "mul", "div")
-
-# Question templates end with " Answer:"; the solution (the chain of thought) starts with a space and ends
-# with "Final answer: {c}\n", the homework's format.
-_TEMPLATES: dict[str, tuple[str, str]] = {
-    "add": (
-        "Question: {name} has {a} {obj} and gets {b} more. How many now? Answer:",
-        " {a} + {b} = {c}. Final answer: {c}\n",
-    ),
-    "sub": (
-        "Question: {name} has {a} {obj} and gives {b} away. How many left? Answer:",
-        " {a} - {b} = {c}. Final answer: {c}\n",
-    ),
-    "mul": (
-        "Question: {name} has {a} bags of {b} {obj}. How many {obj}? Answer:",
-        " {a} * {b} = {c}. Final answer: {c}\n",
-    ),
-    "div": (
-        "Question: {name} and {f} friends share {a} {obj}. How many each? Answer:",
-        " {f} + 1 = {b} people. {a} / {b} = {c}. Final answer: {c}\n",
-    ),
-}
-
-FINAL = "Final answer: "
+    check_int("n_vocab", n_vocab, 3)
+    check_int("n", n, 2)
+    check_int("batch", batch, 1)
+    check_int("bos", bos, 0, n_vocab - 1)
+    check_int("max_period", max_period, 2, n_vocab - 1)
+    check_int("min_period", min_period, 2, max_period)
+    g = check_generator(generator)
+    T = torch.randint(min_period, max_period + 1, (batch, 1), generator=g)
+    r = torch.rand(batch, n_vocab - 1, generator=g).argsort(dim=1)
+    r = r + (r >= bos).long()  # skip the BOS id
+    body = r.gather(1, torch.arange(n - 1)[None, :] % T)
+    return torch.cat([torch.full((batch, 1), bos, dtype=torch.long), body], dim=1)
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One word problem: the numbers and the text.
+class RepeatedSequences:
+    """The induction task as a training source: ``BOS + r + r`` with the length of ``r`` varying per batch.
 
-    ``question`` ends with ``" Answer:"`` (what the model is prompted with); ``solution`` is the chain of thought
-    that follows, ending ``"Final answer: {answer}\\n"``; ``text = question + solution``.
-    For ``op="div"`` the question names ``b - 1`` friends, and the chain of thought first counts ``b`` people.
+    Attributes:
+        n_vocab: vocabulary size; bos: the BOS id.
+        min_len, max_len: each training batch draws one length ``T`` uniformly from ``[min_len, max_len]``.
+        eval_len: the copy length to evaluate on (``2 eval_len + 1 <= n_ctx`` of the model).
     """
 
-    op: str
-    a: int
-    b: int
-    answer: int
-    name: str
-    obj: str
-    question: str = field(repr=False)
-    solution: str = field(repr=False)
+    n_vocab: int
+    bos: int = 0
+    min_len: int = 8
+    max_len: int = 24
+    eval_len: int = 20
 
-    @property
-    def text(self) -> str:
-        """The whole training text, question and solution."""
-        return self.question + self.solution
+    def __post_init__(self) -> None:
+        check_int("n_vocab", self.n_vocab, 2)
+        check_int("bos", self.bos, 0, self.n_vocab - 1)
+        check_int("max_len", self.max_len, 1, self.n_vocab - 1)
+        check_int("min_len", self.min_len, 1, self.max_len)
+        check_int("eval_len", self.eval_len, 1, self.n_vocab - 1)
 
+    def batches(self, batch: int, seed: int = 0) -> Callable[[int], tuple[Tensor, Tensor]]:
+        """A ``step -> (inputs, targets)`` source of :func:`repeated_sequences` with a random length per step."""
+        check_int("batch", batch, 1)
 
-def make_problem(op: str, a: int, b: int, name: str = "Sam", obj: str = "apples") -> Problem:
-    """Build one problem. ``op``: ``"add"`` (a + b), ``"sub"`` (a - b, needs a >= b), ``"mul"`` (a * b) or
-    ``"div"`` (a / b, needs b >= 2 dividing a; the question says ``b - 1`` friends share ``a`` objects).
+        def draw(s: int) -> tuple[Tensor, Tensor]:
+            g = torch.Generator().manual_seed(s)
+            n = int(torch.randint(self.min_len, self.max_len + 1, (1,), generator=g))
+            return next_token_pairs(repeated_sequences(batch, n, self.n_vocab, g, bos=self.bos))
 
-    Raises:
-        ValueError: unknown ``op``, negative numbers, ``a < b`` for ``sub``, or an inexact division.
-    """
-    if op not in _TEMPLATES:
-        raise ValueError(f"op must be one of {list(OPS)}, got {op!r}")
-    _check_int("a", a, 0)
-    _check_int("b", b, 0)
-    if op == "sub" and a < b:
-        raise ValueError(f"sub needs a >= b, got a={a}, b={b}")
-    if op == "div" and (b < 2 or a % b != 0):
-        raise ValueError(f"div needs b >= 2 dividing a, got a={a}, b={b}")
-    c = {"add": a + b, "sub": a - b, "mul": a * b, "div": a // b if b else 0}[op]
-    q, s = _TEMPLATES[op]
-    fmt = {"name": name, "obj": obj, "a": a, "b": b, "c": c, "f": b - 1}
-    return Problem(op, a, b, c, name, obj, q.format(**fmt), s.format(**fmt))
+        return seeded_batches(draw, seed)
 
 
-def _number_pairs(op: str, max_operand: int, max_factor: int) -> list[tuple[int, int]]:
-    """All (a, b) for ``op`` with the operand ranges of :class:`ArithmeticTask`."""
-    m, f = max_operand, max_factor
-    if op == "add":
-        return [(a, b) for a in range(1, m + 1) for b in range(1, m + 1)]
-    if op == "sub":
-        return [(a, b) for a in range(2, m + 1) for b in range(1, a)]
-    if op == "mul":
-        return [(a, b) for a in range(2, f + 1) for b in range(2, f + 1)]
-    return [(b * c, b) for b in range(2, f + 1) for c in range(1, f + 1)]  # div: a = b c, b people, c each
+def periodic_batches(
+    n_vocab: int, n_ctx: int, *, batch: int = 32, min_period: int = 3, max_period: int = 12, seed: int = 0, bos: int = 0
+) -> Callable[[int], tuple[Tensor, Tensor]]:
+    """A ``step -> (inputs, targets)`` source of :func:`periodic_sequences`, both ``(batch, n_ctx)``."""
+    check_int("n_ctx", n_ctx, 2)
 
+    def draw(s: int) -> tuple[Tensor, Tensor]:
+        kw = {"min_period": min_period, "max_period": max_period, "bos": bos}
+        return next_token_pairs(periodic_sequences(batch, n_ctx + 1, n_vocab, s, **kw))
 
-def arithmetic_tokenizer() -> CharTokenizer:
-    """The character tokenizer of the arithmetic task: every character its templates, names and objects use."""
-    chars: set[str] = set("0123456789")
-    for q, s in _TEMPLATES.values():
-        chars |= set(re.sub(r"\{[a-z]+\}", "", q + s))
-    for w in NAMES + OBJECTS:
-        chars |= set(w)
-    return CharTokenizer("".join(sorted(chars)))
-
-
-class ArithmeticTask:
-    """Arithmetic word problems with a chain of thought, in the homework's format, with a train/held-out split.
-
-    Four templates (add, subtract, multiply, divide with exact results), e.g.::
-
-        Question: Sam and 3 friends share 12 pens. How many each? Answer: 3 + 1 = 4 people. 12 / 4 = 3.
-        Final answer: 3\n
-
-    (one line in the data). The chain of thought restates the operation with the question's numbers, and for
-    division first counts the people, as in the homework's example.
-
-    Numbers (small on purpose, so that a model learns the task in seconds on a CPU): add uses operands
-    1..``max_operand``; subtract ``a`` in 2..``max_operand`` minus ``b`` in 1..``a - 1``; multiply 2..``max_factor``
-    times 2..``max_factor``; divide ``b * c`` objects among ``b`` in 2..``max_factor`` people, ``c`` in
-    1..``max_factor`` each. With the defaults that is 87 number pairs, and 87 x 8 names x 6 objects = 4176 distinct
-    questions.
-
-    A question instance is the tuple (op, a, b, name, object). ``heldout`` holds ``n_heldout`` instances drawn at
-    random (balanced over the operations), and ``train`` holds up to ``n_train`` of the other instances, so no
-    held-out question text appears in training. The same numbers do appear in training with another name or
-    object: held-out accuracy measures new questions, not new arithmetic facts.
-
-    Args:
-        seed: seed of the split.
-        n_train: number of training problems (capped by the number of instances left).
-        n_heldout: number of held-out problems (less than the number of instances).
-        max_operand: largest operand of add and subtract, in [2, 99].
-        max_factor: largest factor of multiply and divide, in [2, 9].
-    """
-
-    def __init__(
-        self, seed: int = 0, *, n_train: int = 20000, n_heldout: int = 500, max_operand: int = 6, max_factor: int = 5
-    ) -> None:
-        _check_int("seed", seed, 0)
-        _check_int("n_train", n_train, 1)
-        _check_int("n_heldout", n_heldout, 1)
-        _check_int("max_operand", max_operand, 2, 99)
-        _check_int("max_factor", max_factor, 2, 9)
-        self.seed, self.max_operand, self.max_factor = seed, max_operand, max_factor
-        self.tokenizer = arithmetic_tokenizer()
-        instances = [
-            (op, a, b, name, obj)
-            for op in OPS
-            for (a, b) in _number_pairs(op, max_operand, max_factor)
-            for name in NAMES
-            for obj in OBJECTS
-        ]
-        if n_heldout >= len(instances):
-            raise ValueError(f"n_heldout must be < the number of instances ({len(instances)}), got {n_heldout}")
-        rng = random.Random(seed)
-        # balance the operations: draw an op uniformly, then an instance of it
-        by_op: dict[str, list[tuple]] = {op: [x for x in instances if x[0] == op] for op in OPS}
-        for lst in by_op.values():
-            rng.shuffle(lst)
-        order: list[tuple] = []
-        cursors = {op: 0 for op in OPS}
-        while len(order) < len(instances):
-            op = OPS[rng.randrange(len(OPS))]
-            if cursors[op] < len(by_op[op]):
-                order.append(by_op[op][cursors[op]])
-                cursors[op] += 1
-        self.heldout: list[Problem] = [make_problem(*x) for x in order[:n_heldout]]
-        self.train: list[Problem] = [make_problem(*x) for x in order[n_heldout : n_heldout + n_train]]
-
-    @property
-    def max_len(self) -> int:
-        """Length in tokens of the longest problem (BOS + text) over train and held-out."""
-        return 1 + max(len(p.text) for p in self.train + self.heldout)
-
-    def encode(self, problems: Sequence[Problem], length: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """A training batch for next-token prediction with the loss on the chain of thought only.
-
-        Each sequence is ``BOS + question + solution``, right-padded with ``PAD``.
-
-        Returns:
-            ``inputs`` LongTensor ``(batch, n)``, ``targets`` LongTensor ``(batch, n)`` (inputs shifted left by one)
-            and ``mask`` BoolTensor ``(batch, n)``: True where the target is a character of the solution (the chain
-            of thought, the answer and the final newline), False on the question and the padding.
-        """
-        tok = self.tokenizer
-        seqs, starts = [], []
-        for p in problems:
-            q = tok.encode(p.question, bos=True)
-            seqs.append(q + tok.encode(p.solution))
-            starts.append(len(q))
-        if length is not None:
-            length = length + 1
-        tokens, real = tok.pad_batch(seqs, length)
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        pos = torch.arange(targets.shape[1])
-        # target j is token j + 1; solution tokens sit at index >= start
-        mask = (pos[None, :] + 1 >= torch.tensor(starts)[:, None]) & real[:, 1:]
-        return inputs.contiguous(), targets.contiguous(), mask
-
-    def batches(self, batch: int, seed: int = 0) -> Callable[[int], tuple[Tensor, Tensor, Tensor]]:
-        """A callable ``step -> (inputs, targets, mask)`` for :func:`lmlab.train.train`.
-
-        Each call draws ``batch`` training problems (seeded with ``(seed, step)``): an operation uniformly, then a
-        problem of that operation, so the four operations are equally frequent although addition has the most
-        instances. Shapes as in :meth:`encode`, padded to :attr:`max_len` ``- 1``.
-        """
-        _check_int("batch", batch, 1)
-        _check_int("seed", seed, 0)
-        n = self.max_len - 1
-        by_op = [[p for p in self.train if p.op == op] for op in OPS]
-        by_op = [lst for lst in by_op if lst]
-
-        def make(step: int) -> tuple[Tensor, Tensor, Tensor]:
-            rng = random.Random(seed * 1_000_003 + step)
-            picks = []
-            for _ in range(batch):
-                lst = by_op[rng.randrange(len(by_op))]
-                picks.append(lst[rng.randrange(len(lst))])
-            return self.encode(picks, n)
-
-        return make
-
-
-_FINAL_RE = re.compile(re.escape(FINAL) + r"(.*?)\n", re.DOTALL)
-
-
-def parse_answer(text: object) -> int | None:
-    """Read the answer between ``"Final answer: "`` and the next ``"\\n"``, as the homework's parser does.
-
-    Returns the integer there (optionally signed, surrounding spaces allowed), or ``None`` when the text is not a
-    string, the phrase or the newline is missing, or what lies between is not an integer. Never raises.
-    """
-    try:
-        if not isinstance(text, str):
-            return None
-        m = _FINAL_RE.search(text)
-        if m is None:
-            return None
-        body = m.group(1).strip()
-        if not re.fullmatch(r"[+-]?\d{1,18}", body):
-            return None
-        return int(body)
-    except Exception:  # noqa: BLE001 - the contract is "never raises"
-        return None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# a task family for meta-learning: add k mod p
-# --------------------------------------------------------------------------------------------------------------
-
-
-class ModularAddition:
-    """The task family ``x -> (x + k) mod p`` for ``k = 0, ..., p - 1``: one task per ``k``.
-
-    Tokens are the residues ``0 .. p-1``. The ``k`` values are split at random (from ``seed``) into
-    ``train_tasks`` and ``heldout_tasks`` (``n_heldout`` of them), for meta-learning: learn on the training tasks,
-    adapt to a held-out one.
-
-    Args:
-        p: the modulus, >= 3.
-        n_heldout: number of held-out tasks, in [1, p - 1].
-        seed: seed of the split.
-    """
-
-    def __init__(self, p: int = 17, n_heldout: int = 4, seed: int = 0) -> None:
-        self.p = _check_int("p", p, 3)
-        _check_int("n_heldout", n_heldout, 1, p - 1)
-        _check_int("seed", seed, 0)
-        order = torch.randperm(p, generator=torch.Generator().manual_seed(seed)).tolist()
-        self.heldout_tasks: list[int] = sorted(order[:n_heldout])
-        self.train_tasks: list[int] = sorted(order[n_heldout:])
-
-    @property
-    def n_vocab(self) -> int:
-        """Number of tokens: the ``p`` residues."""
-        return self.p
-
-    def _ks(self, k: int | Tensor, batch: int) -> Tensor:
-        if isinstance(k, Tensor):
-            if k.shape != (batch,):
-                raise ValueError(f"k as a tensor must have shape (batch,) = ({batch},), got {tuple(k.shape)}")
-            ks = k.long().cpu()
-        else:
-            ks = torch.full((batch,), _check_int("k", k, 0, self.p - 1), dtype=torch.long)
-        if bool(((ks < 0) | (ks >= self.p)).any()):
-            raise ValueError(f"k must be in [0, {self.p - 1}]")
-        return ks
-
-    def sample(self, k: int | Tensor, batch: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """``n`` input/target pairs per row for task ``k`` (an int, or a LongTensor ``(batch,)``, one per row).
-
-        Returns:
-            ``x``: LongTensor ``(batch, n)`` uniform residues; ``y = (x + k) mod p``, same shape.
-        """
-        _check_int("batch", batch, 1)
-        _check_int("n", n, 1)
-        g = _check_generator(generator)
-        ks = self._ks(k, batch)
-        x = torch.randint(0, self.p, (batch, n), generator=g)
-        return x, (x + ks[:, None]) % self.p
-
-    def sample_tasks(self, batch: int, split: str, generator: torch.Generator) -> Tensor:
-        """``batch`` task ids drawn uniformly from ``split`` (``"train"`` or ``"heldout"``): LongTensor ``(batch,)``."""
-        _check_int("batch", batch, 1)
-        g = _check_generator(generator)
-        if split not in ("train", "heldout"):
-            raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-        pool = torch.tensor(self.train_tasks if split == "train" else self.heldout_tasks)
-        return pool[torch.randint(0, len(pool), (batch,), generator=g)]
-
-    def in_context(
-        self, k: int | Tensor, batch: int, n_pairs: int, generator: torch.Generator
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Sequences ``x1 y1 x2 y2 ...`` for in-context learning of task ``k``, ready for next-token training.
-
-        Returns:
-            ``inputs`` LongTensor ``(batch, 2 n_pairs - 1)`` (the interleaved pairs without the last ``y``),
-            ``targets`` the same shape (the sequence shifted left by one), and ``mask`` BoolTensor of the same shape,
-            True where the target is a ``y`` (the only positions whose answer is determined).
-        """
-        _check_int("n_pairs", n_pairs, 1)
-        x, y = self.sample(k, batch, n_pairs, generator)
-        seq = torch.stack([x, y], dim=2).reshape(batch, 2 * n_pairs)
-        inputs, targets = seq[:, :-1], seq[:, 1:]
-        mask = torch.zeros_like(targets, dtype=torch.bool)
-        mask[:, 0::2] = True  # target index 2i is y_i
-        return inputs.contiguous(), targets.contiguous(), mask
+    return seeded_batches(draw, seed)
