@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 
+import lmlab
 import numpy as np
 import torch
 from lmlab import sweep as sw
 from lmlab.regression import LinearModel, MLPModel, RegressionTask
-
-import lmlab
 
 SETTINGS = {
     # name: (task, model, optimizer, learning rates)

@@ -14,6 +14,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.sweep``: learning-rate x batch-size x seed sweeps trained as one batched computation; laws of the optimum.
+- ``lmlab.regression``: seeded regression data (linear and MLP teachers) and models with parameters stacked over runs.
+- ``lmlab.sweepplot``: figures of a sweep (loss against learning rate per batch size, laws of the optimum).
 - ``lmlab.plotting``: the book's matplotlib style.
 """
 
@@ -26,7 +29,10 @@ from lmlab._runtime import device, seed_everything
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
+_SUBMODULES = (
+    "model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units",
+    "sweep", "regression", "sweepplot",
+)
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 

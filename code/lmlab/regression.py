@@ -114,6 +114,11 @@ class LinearModel:
         """Predictions ``(*runs, B)`` for inputs ``X`` broadcasting to ``(*runs, B, d)``."""
         return (X @ params[0].unsqueeze(-1)).squeeze(-1)
 
+    def forward_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, B)`` of a grid: ``w`` is ``(L, S, d)``, ``X`` is ``(S, B, d)`` (one batch per seed,
+        shared by the ``L`` learning rates). One batched product over seeds: ``(B, d) @ (d, L)``."""
+        return torch.einsum("sbd,lsd->lsb", X, params[0])
+
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Module`` (one run), for the reference loop."""
         m = nn.Linear(self.dim, 1, bias=False).to(device=params[0].device, dtype=params[0].dtype)
@@ -149,6 +154,14 @@ class MLPModel:
         W1, b1, w2, b2 = params
         H = torch.relu(X @ W1 + b1.unsqueeze(-2))
         return (H @ w2.unsqueeze(-1)).squeeze(-1) + b2.unsqueeze(-1)
+
+    def forward_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, B)`` of a grid: parameters ``(L, S, ...)``, ``X`` is ``(S, B, d)`` (one batch per
+        seed, shared by the ``L`` learning rates). The first layer is one batched product over seeds,
+        ``(B, d) @ (d, L h)``, so no copy of ``X`` per learning rate is made."""
+        W1, b1, w2, b2 = params
+        H = torch.relu(torch.einsum("sbd,lsdh->lsbh", X, W1) + b1.unsqueeze(-2))
+        return torch.einsum("lsbh,lsh->lsb", H, w2) + b2.unsqueeze(-1)
 
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Sequential`` (one run), for the reference loop."""

@@ -94,18 +94,19 @@ def _steps_for(batch_size: int, steps: int | None, examples: int | None) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _generator(seed: int, batch_size: int, device: torch.device) -> torch.Generator:
-    """The data stream of one (seed, batch size): shared by every learning rate (common random numbers)."""
-    return torch.Generator(device=device).manual_seed(derive_seed(seed, 3, batch_size))
+def _generator(seed: int, batch_size: int) -> torch.Generator:
+    """The data stream of one (seed, batch size): shared by every learning rate (common random numbers). It draws on
+    the CPU, so a run sees the same examples on every device."""
+    return torch.Generator().manual_seed(derive_seed(seed, 3, batch_size))
 
 
 def _draw(
     task: RegressionTask, gen: torch.Generator, B: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
     """One batch of inputs ``(B, d)`` and label noise ``(B,)`` from a stream (in this order, every step)."""
-    X = torch.randn(B, task.dim, generator=gen, device=device, dtype=dtype)
-    eps = torch.randn(B, generator=gen, device=device, dtype=dtype)
-    return X, eps
+    X = torch.randn(B, task.dim, generator=gen, dtype=dtype)
+    eps = torch.randn(B, generator=gen, dtype=dtype)
+    return X.to(device), eps.to(device)
 
 
 def _test_loss(
@@ -116,7 +117,11 @@ def _test_loss(
     if isinstance(model, LinearModel) and task.teacher == "linear":
         return ((params[0] - teacher[0]) ** 2).sum(-1) + task.noise_std**2
     X, f = test
-    return ((model.forward(params, X) - f) ** 2).mean(-1) + task.noise_std**2
+    if params[0].dim() > 2 and X.dim() == 2:  # a grid (L, S, ...): the held-out set is shared by every run
+        pred = model.forward_grid(params, X.expand(params[0].shape[1], *X.shape))
+    else:
+        pred = model.forward(params, X)
+    return ((pred - f) ** 2).mean(-1) + task.noise_std**2
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -244,7 +249,7 @@ def sweep(
             for k in range(len(inits[0]))
         ]
         state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if optimizer == "adam" else []
-        gens = [_generator(s, B, dev) for s in seed_list]
+        gens = [_generator(s, B) for s in seed_list]
         loss0 = _test_loss(task, model, params, teacher, test)
         limit = diverge_factor * loss0
         active = torch.ones(L, S, dtype=torch.bool, device=dev)
@@ -256,7 +261,7 @@ def sweep(
             y = task.f_star(X, teacher) + task.noise_std * torch.stack([e for _, e in draws])  # (S, B)
             for p in params:
                 p.requires_grad_(True)
-            batch_loss = ((model.forward(params, X) - y) ** 2).mean(-1)  # (L, S)
+            batch_loss = ((model.forward_grid(params, X) - y) ** 2).mean(-1)  # (L, S)
             grads = torch.autograd.grad(torch.where(active, batch_loss, 0.0).sum(), params)
             with torch.no_grad():
                 now = active & torch.isfinite(batch_loss) & (batch_loss <= limit)
@@ -371,7 +376,7 @@ def train_one(
         if optimizer == "sgd"
         else torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=eps)
     )
-    gen = _generator(seed, B, dev)
+    gen = _generator(seed, B)
 
     def population() -> float:
         with torch.no_grad():
