@@ -10,6 +10,7 @@ from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 from lmlab.sweep import LawFit
@@ -22,6 +23,19 @@ LAW_STYLE = {
     "saturating": dict(color="tab:blue", ls="-", label=r"$\epsilon_{\max}/(1+B_{\mathrm{noise}}/B)$"),
     "power": dict(color="tab:purple", ls=":", label=r"power $cB^{\alpha}$"),
 }
+
+
+def _log_ticks(axis: Any) -> None:
+    """Labels at 1, 2 and 5 times the powers of ten, none on minor ticks: readable whatever the axis spans."""
+    axis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(mticker.LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(mticker.NullFormatter())
+
+
+def _decade_ticks(axis: Any) -> None:
+    """Labels at the powers of ten only (for axes that span several decades)."""
+    axis.set_major_locator(mticker.LogLocator(base=10))
+    axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def batch_colors(batch_sizes: Sequence[int]) -> dict[int, Any]:
@@ -58,6 +72,9 @@ def plot_lr_curves(
             ax.plot(o["lr_grid"], o["best"], "o", color=colors[o["batch_size"]], ms=4, mec="black", mew=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _decade_ticks(ax.xaxis)
+    lo, hi = ax.get_ylim()
+    (_decade_ticks if hi / lo > 30 else _log_ticks)(ax.yaxis)
     ax.set_xlabel(r"learning rate $\eta$")
     ax.set_ylabel(ylabel)
     if title:
@@ -94,6 +111,8 @@ def plot_laws(
     ax.plot(B, lrs, "ko", ms=4, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    (_decade_ticks if hi / lo > 30 else _log_ticks)(ax.yaxis)
     ax.set_ylabel(r"optimal $\eta$")
     ax.legend(fontsize=9)
     if ax_res is None:
