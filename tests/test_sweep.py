@@ -38,8 +38,9 @@ def test_batched_sweep_equals_individual_runs(teacher: str, optimizer: str) -> N
 def test_learning_rates_share_the_data_and_seeds_differ() -> None:
     """Common random numbers: a tiny learning rate changes the loss smoothly; another seed draws other data."""
     task = RegressionTask(dim=4, noise_std=0.0)
-    res = sw.sweep(task, LinearModel(4), lrs=[0.1, 0.1001], batch_sizes=[2], seeds=[0, 1], steps=5, device=CPU,
-                   dtype=torch.float64)
+    res = sw.sweep(
+        task, LinearModel(4), lrs=[0.1, 0.1001], batch_sizes=[2], seeds=[0, 1], steps=5, device=CPU, dtype=torch.float64
+    )
     loss = {(r["lr"], r["seed"]): r["loss"] for r in res.records}
     assert loss[(0.1, 0)] == pytest.approx(loss[(0.1001, 0)], rel=1e-2)
     assert loss[(0.1, 0)] != loss[(0.1, 1)]
@@ -55,8 +56,9 @@ def test_linear_regression_optimum_matches_the_closed_form() -> None:
     d = 8
     task = RegressionTask(dim=d, noise_std=0.0, seed=1)
     lrs = list(np.geomspace(0.02, 0.9, 28))
-    res = sw.sweep(task, LinearModel(d), lrs=lrs, batch_sizes=[2, 32], seeds=range(48), steps=12,
-                   device=CPU, dtype=torch.float64)
+    res = sw.sweep(
+        task, LinearModel(d), lrs=lrs, batch_sizes=[2, 32], seeds=range(48), steps=12, device=CPU, dtype=torch.float64
+    )
     best = {o["batch_size"]: o for o in sw.optimal_lrs(sw.summarize(res.records, "loss"))}
     for B in (2, 32):
         assert best[B]["bracketed"]
@@ -80,8 +82,9 @@ def test_diverging_learning_rates_are_marked_and_left_out() -> None:
     d, B = 4, 4
     limit = 2 * sw.sgd_linear_optimal_lr(B, d)
     task = RegressionTask(dim=d, noise_std=0.1)
-    res = sw.sweep(task, LinearModel(d), lrs=[0.5 * limit, 3 * limit], batch_sizes=[B], seeds=[0, 1, 2], steps=200,
-                   device=CPU)
+    res = sw.sweep(
+        task, LinearModel(d), lrs=[0.5 * limit, 3 * limit], batch_sizes=[B], seeds=[0, 1, 2], steps=200, device=CPU
+    )
     for r in res.records:
         if r["lr"] > limit:
             assert r["diverged"] and math.isnan(r["loss"]) and r["diverged_at"] is not None
@@ -171,8 +174,9 @@ def test_type_errors_and_mismatches() -> None:
 
 
 def test_fixed_examples_gives_fewer_steps_to_larger_batches() -> None:
-    res = sw.sweep(RegressionTask(dim=3), LinearModel(3), lrs=[0.1], batch_sizes=[1, 4, 16], seeds=[0],
-                   examples=64, device=CPU)
+    res = sw.sweep(
+        RegressionTask(dim=3), LinearModel(3), lrs=[0.1], batch_sizes=[1, 4, 16], seeds=[0], examples=64, device=CPU
+    )
     assert {r["batch_size"]: r["steps"] for r in res.records} == {1: 64, 4: 16, 16: 4}
     assert all(r["examples"] == 64 for r in res.records)
 
@@ -182,6 +186,15 @@ def test_mlp_teacher_has_unit_variance_and_noise_is_as_stated() -> None:
     X, f = task.test_set(20000, dtype=torch.float64)
     assert float(f.var()) == pytest.approx(1.0, rel=0.05)
     # population loss of the zero predictor is Var f* + sigma^2 (exact formula vs held-out estimate)
-    res = sw.sweep(task, MLPModel(8, 4), lrs=[1e-9], batch_sizes=[1], seeds=[0], steps=1, n_test=20000,
-                   device=CPU, dtype=torch.float64)
+    res = sw.sweep(
+        task,
+        MLPModel(8, 4),
+        lrs=[1e-9],
+        batch_sizes=[1],
+        seeds=[0],
+        steps=1,
+        n_test=20000,
+        device=CPU,
+        dtype=torch.float64,
+    )
     assert res.records[0]["initial_loss"] > task.noise_std**2

@@ -30,8 +30,19 @@ from lmlab._runtime import device, seed_everything
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units",
-    "sweep", "regression", "sweepplot",
+    "model",
+    "tasks",
+    "train",
+    "pretrained",
+    "circuits",
+    "induction",
+    "fermi",
+    "plotting",
+    "report",
+    "units",
+    "sweep",
+    "regression",
+    "sweepplot",
 )
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]

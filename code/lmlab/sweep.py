@@ -168,8 +168,16 @@ class SweepResult:
                 raise ValueError(f"step {step} was not measured for batch size {B} (eval_every, steps)")
             loss = float(self.curves[B][where[0], self.lrs.index(r["lr"]), self.seeds.index(r["seed"])])
             diverged = r["diverged"] and r["diverged_at"] <= step
-            out.append({**r, "steps": step, "examples": step * B, "loss": math.nan if diverged else loss,
-                        "diverged": diverged, "diverged_at": r["diverged_at"] if diverged else None})
+            out.append(
+                {
+                    **r,
+                    "steps": step,
+                    "examples": step * B,
+                    "loss": math.nan if diverged else loss,
+                    "diverged": diverged,
+                    "diverged_at": r["diverged_at"] if diverged else None,
+                }
+            )
         return out
 
 
@@ -488,8 +496,16 @@ def optimal_lrs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rs = sorted(rs, key=lambda r: r["lr"])
         ok = [r["n_diverged"] == 0 and math.isfinite(r["mean"]) and r["mean"] > 0 for r in rs]
         if not any(ok):
-            out.append({"optimizer": opt, "batch_size": B, "lr": math.nan, "lr_grid": math.nan, "best": math.nan,
-                        "bracketed": False})
+            out.append(
+                {
+                    "optimizer": opt,
+                    "batch_size": B,
+                    "lr": math.nan,
+                    "lr_grid": math.nan,
+                    "best": math.nan,
+                    "bracketed": False,
+                }
+            )
             continue
         k = min((i for i in range(len(rs)) if ok[i]), key=lambda i: rs[i]["mean"])
         lr = rs[k]["lr"]
@@ -500,8 +516,16 @@ def optimal_lrs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             a, b, _ = np.polyfit(x, y, 2)
             if a > 0:
                 lr = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
-        out.append({"optimizer": opt, "batch_size": B, "lr": lr, "lr_grid": rs[k]["lr"], "best": rs[k]["mean"],
-                    "bracketed": bool(bracketed)})
+        out.append(
+            {
+                "optimizer": opt,
+                "batch_size": B,
+                "lr": lr,
+                "lr_grid": rs[k]["lr"],
+                "best": rs[k]["mean"],
+                "bracketed": bool(bracketed),
+            }
+        )
     return out
 
 
