@@ -25,6 +25,12 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.lora``: LoRA adapters (``LoRALinear``, ``add_lora``), merging, byte counts, LoRA+ groups;
   ``lmlab.lora_init`` their initialisations (standard, zero, Xavier, PiSSA, LoRA-GA) and scales;
   ``lmlab.lowrank`` the planted low-rank problem, the Eckart-Young floor and a batched adapter trainer.
+- ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
+- ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
+- ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.sweep``: learning-rate x batch-size x seed sweeps trained as one batched computation; laws of the optimum.
+- ``lmlab.regression``: seeded regression data (linear and MLP teachers) and models with parameters stacked over runs.
+- ``lmlab.sweepplot``: figures of a sweep (loss against learning rate per batch size, laws of the optimum).
 - ``lmlab.plotting``: the book's matplotlib style.
 - ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
 - ``lmlab.units``: the book's one pint unit registry.
@@ -56,7 +62,10 @@ _SUBMODULES = (
     "modular",
     "plotting",
     "pretrained",
+    "regression",
     "report",
+    "sweep",
+    "sweepplot",
     "tasks",
     "timing",
     "train",

@@ -1,0 +1,200 @@
+"""lmlab.sweep and lmlab.regression: the batched grid equals the plain runs, the optimum matches the theory."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from lmlab import sweep as sw
+from lmlab.regression import LinearModel, MLPModel, RegressionTask
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("teacher", "optimizer"),
+    [("linear", "sgd"), ("mlp", "sgd"), ("mlp", "adam"), ("linear", "adam")],
+)
+def test_batched_sweep_equals_individual_runs(teacher: str, optimizer: str) -> None:
+    """Every run of the batched grid follows the plain nn.Module + torch.optim run with the same seed, step by step."""
+    task = RegressionTask(dim=5, noise_std=0.3, teacher=teacher, teacher_width=7, seed=2)
+    model = LinearModel(5) if teacher == "linear" else MLPModel(5, 6)
+    lrs = [0.01, 0.07] if optimizer == "sgd" else [0.003, 0.02]
+    kw = dict(steps=12, optimizer=optimizer, eval_every=4, n_test=64, device=CPU, dtype=torch.float64)
+    res = sw.sweep(task, model, lrs=lrs, batch_sizes=[1, 6], seeds=[0, 5], **kw)
+    assert len(res.records) == 2 * 2 * 2
+    for r in res.records:
+        ref = sw.train_one(task, model, lr=r["lr"], batch_size=r["batch_size"], seed=r["seed"], **kw)
+        steps, curve = res.curve(r["lr"], r["batch_size"], r["seed"])
+        np.testing.assert_array_equal(steps, ref["eval_steps"])
+        np.testing.assert_allclose(curve, ref["curve"], rtol=1e-10)
+        assert not r["diverged"] and not ref["diverged"]
+        assert r["loss"] == pytest.approx(ref["loss"], rel=1e-10)
+        assert r["loss"] < r["initial_loss"]  # every run learned something
+
+
+def test_learning_rates_share_the_data_and_seeds_differ() -> None:
+    """Common random numbers: a tiny learning rate changes the loss smoothly; another seed draws other data."""
+    task = RegressionTask(dim=4, noise_std=0.0)
+    res = sw.sweep(
+        task, LinearModel(4), lrs=[0.1, 0.1001], batch_sizes=[2], seeds=[0, 1], steps=5, device=CPU, dtype=torch.float64
+    )
+    loss = {(r["lr"], r["seed"]): r["loss"] for r in res.records}
+    assert loss[(0.1, 0)] == pytest.approx(loss[(0.1001, 0)], rel=1e-2)
+    assert loss[(0.1, 0)] != loss[(0.1, 1)]
+
+
+# Tolerance of the measured optimum against the closed form B / (2 (B + d + 1)): 10 % in the learning rate.
+OPTIMUM_RTOL = 0.10
+
+
+def test_linear_regression_optimum_matches_the_closed_form() -> None:
+    """Noiseless linear regression: the learning rate minimising the mean loss after a fixed number of steps (whose
+    expectation is rho(lr)^T ||w*||^2 exactly) is B / (2 (B + d + 1)), measured at B = 2 and 32."""
+    d = 8
+    task = RegressionTask(dim=d, noise_std=0.0, seed=1)
+    lrs = list(np.geomspace(0.02, 0.9, 28))
+    res = sw.sweep(
+        task, LinearModel(d), lrs=lrs, batch_sizes=[2, 32], seeds=range(48), steps=12, device=CPU, dtype=torch.float64
+    )
+    best = {o["batch_size"]: o for o in sw.optimal_lrs(sw.summarize(res.records, "loss"))}
+    for B in (2, 32):
+        assert best[B]["bracketed"]
+        theory = sw.sgd_linear_optimal_lr(B, d)
+        assert best[B]["lr"] == pytest.approx(theory, rel=OPTIMUM_RTOL), (B, best[B]["lr"], theory)
+
+
+def test_contraction_formula_matches_monte_carlo() -> None:
+    """E ||w' - w*||^2 / ||w - w*||^2 after one noiseless SGD step equals sgd_linear_contraction."""
+    g = torch.Generator().manual_seed(0)
+    d, B, lr, n = 6, 3, 0.2, 200_000
+    e = torch.randn(d, dtype=torch.float64, generator=g)
+    X = torch.randn(n, B, d, dtype=torch.float64, generator=g)
+    grad = 2 * torch.einsum("nbd,nb->nd", X, X @ e) / B  # gradient of the batch MSE at w - w* = e
+    ratio = float(((e - lr * grad) ** 2).sum(-1).mean() / (e**2).sum())
+    assert ratio == pytest.approx(sw.sgd_linear_contraction(lr, B, d), rel=0.01)
+
+
+def test_diverging_learning_rates_are_marked_and_left_out() -> None:
+    """Above the stability limit B / (B + d + 1) runs blow up: marked diverged, nan loss, not averaged."""
+    d, B = 4, 4
+    limit = 2 * sw.sgd_linear_optimal_lr(B, d)
+    task = RegressionTask(dim=d, noise_std=0.1)
+    res = sw.sweep(
+        task, LinearModel(d), lrs=[0.5 * limit, 3 * limit], batch_sizes=[B], seeds=[0, 1, 2], steps=200, device=CPU
+    )
+    for r in res.records:
+        if r["lr"] > limit:
+            assert r["diverged"] and math.isnan(r["loss"]) and r["diverged_at"] is not None
+            assert 0 < r["diverged_at"] < 200
+        else:
+            assert not r["diverged"] and r["loss"] < r["initial_loss"]
+    rows = {row["lr"]: row for row in sw.summarize(res.records)}
+    bad, good = rows[3 * limit], rows[0.5 * limit]
+    assert bad["n_diverged"] == 3 and bad["n"] == 0 and math.isnan(bad["mean"])
+    assert good["n_diverged"] == 0 and good["n"] == 3 and math.isfinite(good["mean"])
+    # the diverged learning rate never wins
+    (opt,) = sw.optimal_lrs(list(rows.values()))
+    assert opt["lr_grid"] == 0.5 * limit and not opt["bracketed"]
+    # curves stop (nan) after divergence
+    steps, curve = res.curve(3 * limit, B, 0)
+    assert np.isnan(curve[-1]) and np.isfinite(curve[0])
+
+
+def test_summarize_never_averages_diverged_runs() -> None:
+    recs = [
+        {"optimizer": "sgd", "batch_size": 1, "lr": 0.1, "seed": s, "loss": v, "diverged": dv}
+        for s, (v, dv) in enumerate([(1.0, False), (3.0, False), (math.nan, True)])
+    ]
+    (row,) = sw.summarize(recs)
+    assert row["mean"] == 2.0 and row["lo"] == 1.0 and row["hi"] == 3.0
+    assert row["n"] == 2 and row["n_diverged"] == 1
+
+
+def test_steps_to_target_interpolates_in_log_loss() -> None:
+    steps = np.array([0, 10, 20])
+    curve = np.array([1.0, 0.1, 0.01])
+    assert sw.steps_to_target(steps, curve, 0.1) == pytest.approx(10)
+    assert sw.steps_to_target(steps, curve, 10**-1.5) == pytest.approx(15)
+    assert sw.steps_to_target(steps, curve, 2.0) == 0.0
+    assert sw.steps_to_target(steps, curve, 1e-3) == math.inf
+
+
+def test_fit_laws_recover_known_laws() -> None:
+    B = 2.0 ** np.arange(0, 11)
+    fits = sw.fit_laws(B, 0.5 / (1 + 17 / B))
+    sat = fits["saturating"]
+    assert sat.params["eps_max"] == pytest.approx(0.5, rel=1e-6)
+    assert sat.params["B_noise"] == pytest.approx(17, rel=1e-6)
+    assert sat.rms < 1e-8 < fits["linear"].rms
+    fits = sw.fit_laws(B, 0.003 * B**0.5)
+    assert fits["power"].params["alpha"] == pytest.approx(0.5, abs=1e-9)
+    assert fits["sqrt"].rms < 1e-9 and fits["sqrt"].params["c"] == pytest.approx(0.003)
+    assert fits["linear"](np.array([4.0]))[0] == pytest.approx(fits["linear"].params["c"] * 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(lrs=[]), "lrs must not be empty"),
+        (dict(batch_sizes=[]), "batch_sizes must not be empty"),
+        (dict(seeds=[]), "seeds must not be empty"),
+        (dict(lrs=[0.1, 0.0]), "lrs must be finite and > 0"),
+        (dict(lrs=[-0.1]), "lrs must be finite and > 0"),
+        (dict(lrs=[float("nan")]), "lrs must be finite and > 0"),
+        (dict(batch_sizes=[4, 0]), "batch_sizes must be >= 1"),
+        (dict(batch_sizes=[-2]), "batch_sizes must be >= 1"),
+        (dict(seeds=[-1]), "seeds must be >= 0"),
+        (dict(optimizer="rmsprop"), "optimizer must be"),
+        (dict(steps=None), "exactly one of steps"),
+        (dict(examples=64), "exactly one of steps"),
+        (dict(steps=0), "steps must be an int >= 1"),
+    ],
+)
+def test_bad_grids_raise_clear_errors(kwargs: dict, match: str) -> None:
+    args = dict(lrs=[0.1], batch_sizes=[2], seeds=[0], steps=3, device=CPU)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        sw.sweep(RegressionTask(dim=3), LinearModel(3), **args)
+
+
+def test_type_errors_and_mismatches() -> None:
+    with pytest.raises(TypeError, match="batch_sizes must hold ints"):
+        sw.sweep(RegressionTask(dim=3), LinearModel(3), lrs=[0.1], batch_sizes=[2.5], seeds=[0], steps=3)
+    with pytest.raises(ValueError, match="model.dim"):
+        sw.sweep(RegressionTask(dim=3), LinearModel(4), lrs=[0.1], batch_sizes=[2], seeds=[0], steps=3)
+    with pytest.raises(ValueError, match="fewer|length >= 3"):
+        sw.fit_laws([1, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="noise_std"):
+        RegressionTask(noise_std=-1.0)
+    with pytest.raises(ValueError, match="teacher"):
+        RegressionTask(teacher="cubic")
+
+
+def test_fixed_examples_gives_fewer_steps_to_larger_batches() -> None:
+    res = sw.sweep(
+        RegressionTask(dim=3), LinearModel(3), lrs=[0.1], batch_sizes=[1, 4, 16], seeds=[0], examples=64, device=CPU
+    )
+    assert {r["batch_size"]: r["steps"] for r in res.records} == {1: 64, 4: 16, 16: 4}
+    assert all(r["examples"] == 64 for r in res.records)
+
+
+def test_mlp_teacher_has_unit_variance_and_noise_is_as_stated() -> None:
+    task = RegressionTask(dim=8, noise_std=0.5, teacher="mlp", teacher_width=16, seed=3)
+    X, f = task.test_set(20000, dtype=torch.float64)
+    assert float(f.var()) == pytest.approx(1.0, rel=0.05)
+    # population loss of the zero predictor is Var f* + sigma^2 (exact formula vs held-out estimate)
+    res = sw.sweep(
+        task,
+        MLPModel(8, 4),
+        lrs=[1e-9],
+        batch_sizes=[1],
+        seeds=[0],
+        steps=1,
+        n_test=20000,
+        device=CPU,
+        dtype=torch.float64,
+    )
+    assert res.records[0]["initial_loss"] > task.noise_std**2
