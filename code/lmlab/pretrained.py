@@ -47,6 +47,7 @@ from lmlab.tasks import (
     repeated_sequences,
 )
 from lmlab.train import train
+from lmlab.vision import VGG, VGGConfig, load_digits, train_classifier
 
 __all__ = [
     "FORMAT",
@@ -74,7 +75,8 @@ class Recipe:
     Attributes:
         name: the recipe's name, the argument of :func:`load`.
         description: one paragraph for :func:`info`.
-        model: the architecture.
+        model: the architecture: a ``ModelConfig`` (a TinyTransformer), or the config dataclass of a model made by
+            the factory registered for the recipe's builder in ``_FACTORIES`` (e.g. a ``VGGConfig``).
         task: the data's parameters (passed to the task's constructor / sampler).
         train: the settings passed to :func:`lmlab.train.train` plus ``batch`` (sequences per step).
         seed: the seed of the initial weights and of the data stream.
@@ -83,7 +85,7 @@ class Recipe:
 
     name: str
     description: str
-    model: ModelConfig
+    model: Any
     task: dict[str, Any]
     train: dict[str, Any]
     seed: int
@@ -164,6 +166,20 @@ def _make_recipes() -> dict[str, Recipe]:
             target=">= 98% exact answers on the 500 held-out questions (greedy decoding, parse_answer)",
             builder="arithmetic",
         ),
+        "digits-vgg": Recipe(
+            name="digits-vgg",
+            description=(
+                "A small VGG-style CNN (lmlab.vision.VGG: conv-BN-ReLU blocks of 16, 32 | pool | 32, 64 channels | "
+                "pool, global average pool, linear classifier) trained on scikit-learn's 8x8 digits upsampled to "
+                "16x16 (lmlab.vision.load_digits(seed=0, size=16), 60/20/20 train/val/test split)."
+            ),
+            model=VGGConfig(channels=(16, 32, "M", 32, 64, "M")),
+            task={"seed": 0, "size": 16},
+            train={"steps": 400, "batch": 64, "lr": 0.003, "schedule": "cosine", "warmup": 20},
+            seed=0,
+            target=">= 97% accuracy on the 359 held-out test digits (lmlab.vision.accuracy)",
+            builder="digits",
+        ),
     }
 
 
@@ -212,7 +228,7 @@ def task(name: str) -> Any:
     """The data a recipe was trained on: a :class:`~lmlab.tasks.BigramLanguage` for ``"bigram-zero"``, an
     :class:`~lmlab.tasks.ArithmeticTask` (with its tokenizer and held-out questions) for ``"arithmetic-cot"``, and
     the keyword arguments of :func:`~lmlab.tasks.repeated_sequences` (``n_vocab``, ``bos``) plus the lengths for
-    ``"induction-2l"``."""
+    ``"induction-2l"``, the :class:`~lmlab.vision.Digits` split for ``"digits-vgg"``."""
     r = _recipe(name)
     if r.builder == "bigram":
         t = r.task
@@ -220,6 +236,8 @@ def task(name: str) -> Any:
     if r.builder == "arithmetic":
         t = {k: v for k, v in r.task.items() if k != "fingerprint"}
         return ArithmeticTask(**t)
+    if r.builder == "digits":
+        return load_digits(**r.task)
     return dict(r.task)
 
 
@@ -241,11 +259,21 @@ def cache_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _fresh_model(r: Recipe, dev: torch.device) -> TinyTransformer:
+# Models that are not a TinyTransformer: builder -> factory(recipe.model) -> nn.Module (used to train and to load).
+_FACTORIES: dict[str, Callable[[Any], torch.nn.Module]] = {"digits": VGG}
+
+
+def _new_model(r: Recipe) -> Any:
+    """The recipe's architecture with fresh weights: ``_FACTORIES[r.builder](r.model)`` or a TinyTransformer."""
+    factory = _FACTORIES.get(r.builder, TinyTransformer)
+    return factory(r.model)
+
+
+def _fresh_model(r: Recipe, dev: torch.device) -> Any:
     """The recipe's initial weights, drawn on the CPU from ``r.seed`` without touching the global generator."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(r.seed)
-        model = TinyTransformer(r.model)
+        model = _new_model(r)
     return model.to(dev)
 
 
@@ -287,10 +315,17 @@ def _build_arithmetic(r: Recipe, dev: torch.device) -> tuple[TinyTransformer, li
     return model, list(hist)
 
 
-_BUILDERS: dict[str, Callable[[Recipe, torch.device], tuple[TinyTransformer, list[float]]]] = {
+def _build_digits(r: Recipe, dev: torch.device) -> tuple[VGG, list[float]]:
+    model = _fresh_model(r, dev)
+    hist = train_classifier(model, task(r.name), seed=r.seed, **r.train)
+    return model, list(hist)
+
+
+_BUILDERS: dict[str, Callable[[Recipe, torch.device], tuple[Any, list[float]]]] = {
     "bigram": _build_bigram,
     "induction": _build_induction,
     "arithmetic": _build_arithmetic,
+    "digits": _build_digits,
 }
 
 
@@ -356,7 +391,7 @@ def _read(path: Path, r: Recipe, dev: torch.device) -> tuple[TinyTransformer, di
         raise _CacheError("has no tensor state")
     if payload.get("sha256") != _state_sha256(state):
         raise _CacheError("has tensors that do not match their recorded SHA-256 (damaged or edited)")
-    model = TinyTransformer(r.model)
+    model = _new_model(r)
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise _CacheError("has tensors whose names or shapes do not fit the recipe's model")
@@ -380,7 +415,8 @@ def load(
     calls read that file. A damaged or foreign file triggers a warning and a retrain.
 
     Args:
-        name: ``"bigram-zero"``, ``"induction-2l"`` or ``"arithmetic-cot"``.
+        name: ``"bigram-zero"``, ``"induction-2l"``, ``"arithmetic-cot"`` or ``"digits-vgg"`` (a
+            :class:`~lmlab.vision.VGG`, not a TinyTransformer).
         cache_dir: where to cache (default ``$LMLAB_CACHE`` or ``~/.cache/lmlab``).
         retrain: train afresh even if a valid cache file exists (and overwrite it).
         device: where the model goes (default :func:`lmlab.device`).
