@@ -14,6 +14,8 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
+- ``lmlab.vision``: scikit-learn's digits (seeded splits) and a small VGG-style CNN, with its training loop.
+- ``lmlab.pruning``: fine-grained and channel pruning, sensitivity scans, MAC counts, latency.
 - ``lmlab.plotting``: the book's matplotlib style.
 """
 
@@ -26,7 +28,20 @@ from lmlab._runtime import device, seed_everything
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("model", "tasks", "train", "pretrained", "circuits", "induction", "fermi", "plotting", "report", "units")
+_SUBMODULES = (
+    "model",
+    "tasks",
+    "train",
+    "pretrained",
+    "circuits",
+    "induction",
+    "fermi",
+    "plotting",
+    "report",
+    "units",
+    "vision",
+    "pruning",
+)
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
 
