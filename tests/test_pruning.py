@@ -130,7 +130,7 @@ def test_channel_prune_shapes_and_mac_ratio() -> None:
         macs, macs_small = pruning.count_macs(model, x), pruning.count_macs(small, x)
         hw = [256, 256, 64, 64]
         c_in = [1, *widths[:-1]]
-        for i, (name, conv) in enumerate(small.convs()):
+        for i, (name, _) in enumerate(small.convs()):
             assert macs_small[name] == widths[i] * hw[i] * c_in[i] * 9
         ratio = sum(macs_small[n] for n, _ in small.convs()) / sum(macs[n] for n, _ in model.convs())
         inner = macs_small["backbone.conv2"] / macs["backbone.conv2"]

@@ -5,7 +5,7 @@ in a cache directory, and loads them on later calls::
 
     from lmlab import pretrained
     model = pretrained.load("induction-2l")      # a TinyTransformer on lmlab.device(), in eval mode
-    pretrained.recipes()                          # ['arithmetic-cot', 'bigram-zero', 'induction-2l']
+    pretrained.recipes()                          # ['arithmetic-cot', 'bigram-zero', 'digits-vgg', 'induction-2l']
     pretrained.info("induction-2l")               # what it is, how it was trained, what it should achieve
 
 The cache directory is ``cache_dir``, else the environment variable ``LMLAB_CACHE``, else ``~/.cache/lmlab``. A file
@@ -169,15 +169,15 @@ def _make_recipes() -> dict[str, Recipe]:
         "digits-vgg": Recipe(
             name="digits-vgg",
             description=(
-                "A small VGG-style CNN (lmlab.vision.VGG: conv-BN-ReLU blocks of 16, 32 | pool | 32, 64 channels | "
-                "pool, global average pool, linear classifier) trained on scikit-learn's 8x8 digits upsampled to "
-                "16x16 (lmlab.vision.load_digits(seed=0, size=16), 60/20/20 train/val/test split)."
+                "A small VGG-style CNN (lmlab.vision.VGG: conv-BN-ReLU blocks of 32, 32 | max pool | 64, 64 "
+                "channels | max pool, global average pool, linear classifier) trained on scikit-learn's 8x8 digits "
+                "(lmlab.vision.load_digits(seed=0), a seeded 60/20/20 train/validation/test split)."
             ),
-            model=VGGConfig(channels=(16, 32, "M", 32, 64, "M")),
-            task={"seed": 0, "size": 16},
-            train={"steps": 400, "batch": 64, "lr": 0.003, "schedule": "cosine", "warmup": 20},
+            model=VGGConfig(channels=(32, 32, "M", 64, 64, "M")),
+            task={"seed": 0, "size": 8},
+            train={"steps": 300, "batch": 64, "lr": 0.003, "schedule": "cosine", "warmup": 20},
             seed=0,
-            target=">= 97% accuracy on the 359 held-out test digits (lmlab.vision.accuracy)",
+            target=">= 98% accuracy on the 359 held-out test digits (lmlab.vision.accuracy)",
             builder="digits",
         ),
     }

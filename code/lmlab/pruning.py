@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-        "apply_masks",
+    "apply_masks",
     "channel_importance",
     "channel_prune",
     "count_macs",
@@ -35,7 +35,7 @@ __all__ = [
     "layer_times",
     "magnitude_mask",
     "n_pruned",
-        "prunable_layers",
+    "prunable_layers",
     "semi_structured_mask",
     "sensitivity_scan",
     "sparsity",
@@ -213,7 +213,7 @@ def _vgg_blocks(model: nn.Module) -> list[tuple[int, int, nn.Module]]:
     """``(conv index in backbone, bn index, consumer)`` for each conv block; consumer = next conv or classifier."""
     backbone, classifier = getattr(model, "backbone", None), getattr(model, "classifier", None)
     if not isinstance(backbone, nn.Sequential) or not isinstance(classifier, nn.Linear):
-        raise ValueError("channel pruning needs a VGG-style model: a .backbone nn.Sequential and a .classifier nn.Linear")
+        raise ValueError("channel pruning needs a VGG-style model: a .backbone nn.Sequential, a .classifier nn.Linear")
     mods = list(backbone.children())
     convs = []
     for i, mod in enumerate(mods):

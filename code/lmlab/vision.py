@@ -14,7 +14,6 @@ Images are PyTorch's ``(batch, channels, height, width)`` tensors; labels are ``
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,7 +127,7 @@ class VGGConfig:
         n_classes: outputs of the classifier.
     """
 
-    channels: tuple[int | str, ...] = (16, 32, "M", 32, 64, "M")
+    channels: tuple[int | str, ...] = (32, 32, "M", 64, 64, "M")
     in_channels: int = 1
     n_classes: int = 10
 
@@ -240,8 +239,3 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 1024) -> fl
 def parameter_count(model: nn.Module, layers: Sequence[type[nn.Module]] = (nn.Conv2d, nn.Linear)) -> int:
     """Number of weights (``weight`` tensors only) in the modules of the given types."""
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, tuple(layers)))
-
-
-def config_dict(cfg: VGGConfig) -> dict[str, Any]:
-    """``cfg`` as a plain dict (for cache keys)."""
-    return dataclasses.asdict(cfg)
