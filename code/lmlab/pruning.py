@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -353,14 +355,43 @@ def count_macs(model: nn.Module, x: Tensor) -> dict[str, int]:
     return macs
 
 
-def latency(model: Callable[[Tensor], Tensor], x: Tensor, *, min_run_time: float = 0.2, num_threads: int = 1) -> float:
-    """Median seconds of one forward pass ``model(x)`` under ``torch.no_grad()``, measured with
-    ``torch.utils.benchmark.Timer.blocked_autorange`` (which synchronises CUDA). ``x`` should already be on the
-    model's device. ``num_threads`` is the intra-op thread count the timer uses (default 1, as in this book)."""
+def latency(
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    min_run_time: float = 0.2,
+    num_threads: int = 1,
+    clock: str = "auto",
+) -> float:
+    """Seconds of one forward pass ``model(x)`` under ``torch.no_grad()``, measured with
+    ``torch.utils.benchmark.Timer.blocked_autorange``: the time per run of the fastest block of runs.
+
+    Args:
+        model: a module or any callable of one tensor (put into eval mode while it is timed, if a module).
+        x: the input, already on the model's device.
+        min_run_time: seconds to keep measuring, > 0.
+        num_threads: intra-op threads for the timer (default 1, as in this book).
+        clock: ``"wall"`` (``time.perf_counter``; the timer synchronises CUDA), ``"cpu"`` (``time.process_time``:
+            the process's CPU time, equal to the wall time of single-threaded compute on an idle machine, but blind
+            to the time other processes take from it on a busy one), or ``"auto"``: ``"cpu"`` for a CPU tensor with
+            one thread, else ``"wall"``.
+
+    Raises:
+        ValueError: ``min_run_time`` is not positive, an unknown ``clock``, or ``"cpu"`` for a GPU tensor or with
+            several threads (CPU time would then not measure the pass).
+    """
+    import time
+
     from torch.utils import benchmark
 
-    if not min_run_time > 0:
+    if not (isinstance(min_run_time, (int, float)) and min_run_time > 0):
         raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time!r}")
+    if clock not in ("auto", "wall", "cpu"):
+        raise ValueError(f"clock must be 'auto', 'wall' or 'cpu', got {clock!r}")
+    single_cpu = x.device.type == "cpu" and num_threads == 1
+    if clock == "cpu" and not single_cpu:
+        raise ValueError("clock='cpu' needs a CPU tensor and num_threads=1")
+    use_cpu_clock = clock == "cpu" or (clock == "auto" and single_cpu)
     was = getattr(model, "training", None)
     if isinstance(model, nn.Module):
         model.eval()
@@ -370,28 +401,117 @@ def latency(model: Callable[[Tensor], Tensor], x: Tensor, *, min_run_time: float
             model(x)
 
     run()  # warm-up: first calls allocate and pick kernels
-    timer = benchmark.Timer(stmt="run()", globals={"run": run}, num_threads=num_threads)
+    timer = benchmark.Timer(
+        stmt="run()",
+        globals={"run": run},
+        num_threads=num_threads,
+        timer=time.process_time if use_cpu_clock else time.perf_counter,
+    )
     m = timer.blocked_autorange(min_run_time=min_run_time)
     if isinstance(model, nn.Module) and was is not None:
         model.train(was)
-    return float(m.median)
+    return float(min(m.times))
 
 
-def layer_times(model: nn.Module, x: Tensor, *, reps: int = 20) -> dict[str, float]:
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (the profiler's C++ backend prints a line at every start and stop)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def layer_times(
+    model: nn.Module, x: Tensor, *, reps: int = 10, rounds: int = 3, clock: str = "auto"
+) -> dict[str, float]:
     """Seconds per forward pass spent in each leaf module of ``model`` (by name), and in ``"(rest)"``: whatever
-    the forward does outside them (e.g. a functional global average pool, Python glue).
+    the forward does outside them (a functional global average pool, Python glue).
 
-    Each leaf module's call is wrapped in a ``torch.profiler.record_function`` range and the forward pass is
-    profiled ``reps`` times; a range's time is its CPU time on the CPU, and the time of the GPU kernels launched
-    inside it when ``x`` is on a GPU. The profiler adds a little overhead to every range: compare layers with each
-    other, and use :func:`latency` for the time of the whole pass.
+    Args:
+        model: the network (timed in eval mode, under ``torch.no_grad()``).
+        x: its input, on the model's device.
+        reps: forward passes per round; a round's times are averages over them.
+        rounds: rounds; each layer's result is its smallest round average (other processes only add time).
+        clock: ``"profiler"``: ``torch.profiler`` with each leaf module's call in a ``record_function`` range; a
+            range's time is the time of the GPU kernels launched inside it when ``x`` is on a GPU, else its
+            wall-clock CPU time. ``"cpu"``: forward hooks read the process's CPU time (``time.process_time``)
+            before and after each leaf module; for a CPU tensor and one thread only. ``"auto"``: ``"cpu"`` for a
+            CPU tensor when torch uses one thread, else ``"profiler"``.
+
+    The instrumentation adds a little time to every layer: compare layers with each other, and use
+    :func:`latency` for the time of the whole pass.
+
+    Raises:
+        ValueError: ``reps`` or ``rounds`` < 1, an unknown ``clock``, or ``"cpu"`` where it does not apply.
     """
+    for name, v in (("reps", reps), ("rounds", rounds)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if clock not in ("auto", "profiler", "cpu"):
+        raise ValueError(f"clock must be 'auto', 'profiler' or 'cpu', got {clock!r}")
+    single_cpu = x.device.type == "cpu" and torch.get_num_threads() == 1
+    if clock == "cpu" and not single_cpu:
+        raise ValueError("clock='cpu' needs a CPU tensor and torch.get_num_threads() == 1")
+    use_cpu_clock = clock == "cpu" or (clock == "auto" and single_cpu)
+    leaves = {n: m for n, m in model.named_modules() if n and not any(True for _ in m.children())}
+    was = model.training
+    model.eval()
+    best: dict[str, float] = {}
+    try:
+        with torch.no_grad():
+            model(x)  # warm-up
+            for _ in range(rounds):
+                times = _times_cpu(model, x, leaves, reps) if use_cpu_clock else _times_profiler(model, x, leaves, reps)
+                for k, v in times.items():
+                    best[k] = min(best.get(k, float("inf")), v)
+    finally:
+        model.train(was)
+    return best
+
+
+def _times_cpu(model: nn.Module, x: Tensor, leaves: dict[str, nn.Module], reps: int) -> dict[str, float]:
+    import time
+
+    totals = dict.fromkeys(leaves, 0.0)
+    start: dict[str, float] = {}
+    handles = []
+    for name, mod in leaves.items():
+
+        def pre(_m: nn.Module, _i: object, name: str = name) -> None:
+            start[name] = time.process_time()
+
+        def post(_m: nn.Module, _i: object, _o: object, name: str = name) -> None:
+            totals[name] += time.process_time() - start[name]
+
+        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
+    try:
+        t0 = time.process_time()
+        for _ in range(reps):
+            model(x)
+        whole = time.process_time() - t0
+    finally:
+        for h in handles:
+            h.remove()
+    out = {n: t / reps for n, t in totals.items()}
+    out["(rest)"] = max(0.0, whole / reps - sum(out.values()))
+    return out
+
+
+def _times_profiler(model: nn.Module, x: Tensor, leaves: dict[str, nn.Module], reps: int) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise ValueError(f"reps must be an int >= 1, got {reps!r}")
     cuda = x.is_cuda
-    leaves = {n: m for n, m in model.named_modules() if n and not any(True for _ in m.children())}
     open_ranges: dict[str, record_function] = {}
     handles = []
     for name, mod in leaves.items():
@@ -404,24 +524,19 @@ def layer_times(model: nn.Module, x: Tensor, *, reps: int = 20) -> dict[str, flo
             open_ranges.pop(name).__exit__(None, None, None)
 
         handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
-    was = model.training
-    model.eval()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     try:
-        with torch.no_grad():
-            model(x)  # warm-up
+        if cuda:
+            torch.cuda.synchronize()
+        with _quiet_stderr(), profile(activities=activities) as prof:
+            for _ in range(reps):
+                with record_function("layer::(model)"):
+                    model(x)
             if cuda:
                 torch.cuda.synchronize()
-            with profile(activities=activities) as prof:
-                for _ in range(reps):
-                    with record_function("layer::(model)"):
-                        model(x)
-                if cuda:
-                    torch.cuda.synchronize()
     finally:
         for h in handles:
             h.remove()
-        model.train(was)
     totals: dict[str, float] = {}
     for ev in prof.key_averages():
         if ev.key.startswith("layer::"):
