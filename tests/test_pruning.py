@@ -181,9 +181,17 @@ def test_latency_and_layer_times_run() -> None:
     x = torch.randn(2, 1, 8, 8)
     t = pruning.latency(model, x, min_run_time=0.01)
     assert 0 < t < 1
-    times = pruning.layer_times(model, x, reps=3)
-    assert set(times) >= {"backbone.conv0", "backbone.bn0", "classifier", "(rest)"}
-    assert all(v >= 0 for v in times.values()) and times["backbone.conv1"] > 0
+    assert 0 < pruning.latency(model, x, min_run_time=0.01, clock="wall") < 1
+    for clock in ("cpu", "profiler"):
+        times = pruning.layer_times(model, x, reps=3, rounds=2, clock=clock)
+        assert set(times) == {n for n, m in model.named_modules() if n and not list(m.children())} | {"(rest)"}
+        assert all(v >= 0 for v in times.values()) and times["backbone.conv1"] > 0
+    with pytest.raises(ValueError, match="clock"):
+        pruning.latency(model, x, clock="gpu")
+    with pytest.raises(ValueError, match="num_threads"):
+        pruning.latency(model, x, clock="cpu", num_threads=2)
+    with pytest.raises(ValueError, match="reps"):
+        pruning.layer_times(model, x, reps=0)
 
 
 def test_pruned_and_fine_tuned_model_keeps_accuracy(trained, digits) -> None:
