@@ -8,6 +8,7 @@ For each recipe, trains into a fresh temporary cache (lmlab.pretrained.load(...,
                     and on the first copy (target: near ln n_vocab);
 * arithmetic-cot -- exact-answer accuracy on the 500 held-out questions by greedy decoding and parse_answer
                     (target >= 98%), and on 500 training questions;
+* digits-vgg     -- accuracy on the held-out test digits (target >= 98%);
 
 with the wall time of training (target <= 60 s on a 2-core CPU). A second load from the cache is timed too and
 checked to give identical weights. Times measured on a shared machine are pessimistic.
@@ -67,6 +68,13 @@ def main() -> None:
                     f"induction scores: {fmt(hs.induction)}"
                 )
                 ok = q.loss_second < 0.1 and abs(q.loss_first - math.log(model.cfg.n_vocab)) < 0.25
+            elif name == "digits-vgg":
+                from lmlab.vision import accuracy
+
+                digits = pretrained.task(name)
+                acc = accuracy(model, digits.x_test, digits.y_test)
+                quality = f"test accuracy {acc:.1%} of {len(digits.y_test)} digits (target >= 98%)"
+                ok = acc >= 0.98
             else:
                 arith = pretrained.task(name)
                 acc = pretrained.evaluate_arithmetic(model, arith.heldout, arith.tokenizer)

@@ -18,6 +18,7 @@ from lmlab import pretrained
 from lmlab.arithmetic import ArithmeticTask, CharTokenizer
 from lmlab.model import ModelConfig, TinyTransformer
 from lmlab.tasks import BigramLanguage, RepeatedSequences
+from lmlab.vision import VGGConfig
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ def test_info_describes_each_recipe_and_key_tracks_config(monkeypatch: pytest.Mo
         i = pretrained.info(name)
         assert i["name"] == name and i["description"] and i["target"]
         assert i["key"].startswith(name + "-") and i["key"].endswith("v" + lmlab.__version__)
-        ModelConfig(**{k: v for k, v in i["model"].items()})  # the stored config rebuilds
+        config = VGGConfig if name == "digits-vgg" else ModelConfig  # the one recipe that is not a transformer
+        config(**{k: v for k, v in i["model"].items()})  # the stored config rebuilds
     zero = pretrained.info("bigram-zero")
     assert zero["model"]["n_layers"] == 0 and zero["model"]["pos_emb"] == "none"
     assert zero["model"]["d_model"] >= zero["model"]["n_vocab"]
@@ -87,11 +89,16 @@ def test_tasks_match_the_recipes() -> None:
     ind = pretrained.task("induction-2l")
     assert isinstance(ind, RepeatedSequences)
     assert pretrained.info("induction-2l")["model"]["n_ctx"] >= 1 + 2 * ind.max_len
-    # every task is a training source of the same kind: step -> (inputs, targets[, mask]) on the CPU
+    # every task is a training source of the same kind: step -> (inputs, targets[, ...]), one row per example;
+    # a language task's targets are its inputs shifted (same shape), the digits' are one label per image
     for name in pretrained.recipes():
         r = pretrained.RECIPES[name]
         batch = pretrained.task(name).batches(batch=2, seed=0, **r.data)(0)
-        assert batch[0].shape[0] == 2 and batch[0].shape == batch[1].shape
+        assert batch[0].shape[0] == batch[1].shape[0] == 2
+        if isinstance(r.model, ModelConfig):
+            assert batch[0].shape == batch[1].shape
+        else:
+            assert batch[1].shape == (2,)
 
 
 def test_register_adds_a_recipe_and_refuses_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,3 +43,11 @@ def test_arithmetic_cot_answers_held_out_questions() -> None:
     model = pretrained.load("arithmetic-cot", device="cpu")
     task = pretrained.task("arithmetic-cot")
     assert pretrained.evaluate_arithmetic(model, task.heldout, task.tokenizer) >= 0.98
+
+
+def test_digits_vgg_classifies_held_out_digits() -> None:
+    from lmlab.vision import accuracy
+
+    model = pretrained.load("digits-vgg", device="cpu")
+    digits = pretrained.task("digits-vgg")
+    assert accuracy(model, digits.x_test, digits.y_test) >= 0.98  # the recipe's stated target

@@ -31,6 +31,8 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.sweep``: learning-rate x batch-size x seed sweeps trained as one batched computation; laws of the optimum.
 - ``lmlab.regression``: seeded regression data (linear and MLP teachers) and models with parameters stacked over runs.
 - ``lmlab.sweepplot``: figures of a sweep (loss against learning rate per batch size, laws of the optimum).
+- ``lmlab.vision``: scikit-learn's digits (seeded splits) and a small VGG-style CNN, with its training loop.
+- ``lmlab.pruning``: fine-grained and channel pruning, sensitivity scans, MAC counts, latency.
 - ``lmlab.plotting``: the book's matplotlib style.
 - ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
 - ``lmlab.units``: the book's one pint unit registry.
@@ -62,6 +64,7 @@ _SUBMODULES = (
     "modular",
     "plotting",
     "pretrained",
+    "pruning",
     "regression",
     "report",
     "sweep",
@@ -71,6 +74,7 @@ _SUBMODULES = (
     "train",
     "uncertainty",
     "units",
+    "vision",
 )
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]

@@ -40,6 +40,7 @@ from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
 from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
+from lmlab.vision import VGG, VGGConfig, classification_loss, load_digits
 
 __all__ = [
     "FORMAT",
@@ -76,6 +77,7 @@ class Recipe:
         data: extra keyword arguments of ``batches`` (e.g. the sequence length of a bigram stream).
         fingerprint: a hash of anything else the data depend on (templates, word lists); part of the cache key.
         make_model: builds the model from ``model`` (default :class:`~lmlab.model.TinyTransformer`).
+        loss_fn: the training loss, ``loss_fn(model, batch)`` (default: :func:`lmlab.train.train`'s next-token loss).
     """
 
     name: str
@@ -89,6 +91,7 @@ class Recipe:
     data: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
     make_model: Callable[[Any], nn.Module] = TinyTransformer
+    loss_fn: Callable[..., Tensor] | None = None
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -183,6 +186,25 @@ register(
     )
 )
 
+register(
+    Recipe(
+        name="digits-vgg",
+        description=(
+            "A small VGG-style CNN (lmlab.vision.VGG: conv-BN-ReLU blocks of 32, 32 | max pool | 64, 64 "
+            "channels | max pool, global average pool, linear classifier) trained on scikit-learn's 8x8 digits "
+            "(lmlab.vision.load_digits(seed=0), a seeded 60/20/20 train/validation/test split)."
+        ),
+        model=VGGConfig(channels=(32, 32, "M", 64, 64, "M")),
+        make_model=VGG,
+        make_task=load_digits,
+        task={"seed": 0, "size": 8},
+        loss_fn=classification_loss,
+        train={"steps": 300, "batch": 64, "lr": 0.003, "schedule": "cosine", "warmup": 20},
+        seed=0,
+        target=">= 98% accuracy on the 359 held-out test digits (lmlab.vision.accuracy)",
+    )
+)
+
 
 def recipes() -> list[str]:
     """The names :func:`load` accepts, sorted."""
@@ -204,7 +226,14 @@ def _config_dict(r: Recipe) -> dict[str, Any]:
         "train": r.train,
         "seed": r.seed,
         "fingerprint": r.fingerprint,
+        "make_model": _qualname(r.make_model),
+        "loss_fn": _qualname(r.loss_fn),
     }
+
+
+def _qualname(f: Any) -> str | None:
+    """A stable name for a function or class in the cache key (``str(f)`` would contain its address)."""
+    return None if f is None else f"{f.__module__}.{f.__qualname__}"
 
 
 def _key(r: Recipe) -> str:
@@ -249,6 +278,8 @@ def _train_recipe(r: Recipe, dev: torch.device) -> tuple[nn.Module, list[float]]
         model = r.make_model(r.model)
     model = model.to(dev)
     settings = {k: v for k, v in r.train.items() if k != "batch"}
+    if r.loss_fn is not None:
+        settings["loss_fn"] = r.loss_fn
     source = task(r.name).batches(batch=r.train["batch"], seed=r.seed, **r.data)
     return model, list(train(model, source, **settings))
 
