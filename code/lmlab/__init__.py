@@ -16,6 +16,10 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
 - ``lmlab.vision``: scikit-learn's digits (seeded splits) and a small VGG-style CNN, with its training loop.
 - ``lmlab.pruning``: fine-grained and channel pruning, sensitivity scans, MAC counts, latency.
+- ``lmlab.quantization``: k-means and linear (affine) quantization, fake quantization with a straight-through
+  estimator, quantization-aware training.
+- ``lmlab.integer_inference``: integer-only inference of the VGG (folded batch norm, int32 bias, fixed-point
+  rescaling).
 - ``lmlab.plotting``: the book's matplotlib style.
 """
 
@@ -41,6 +45,8 @@ _SUBMODULES = (
     "units",
     "vision",
     "pruning",
+    "quantization",
+    "integer_inference",
 )
 
 __all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
