@@ -10,12 +10,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torch.nn.utils import parametrize
-
 from lmlab import quantization as qz
 from lmlab.integer_inference import IntegerVGG, fixed_point_multiplier, fold_bn, rescale
 from lmlab.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
+from torch import nn
+from torch.nn.utils import parametrize
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])

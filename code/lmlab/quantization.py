@@ -66,7 +66,7 @@ def _check_tensor(x: object, name: str) -> Tensor:
 
 
 @torch.no_grad()
-def kmeans_1d(x: Tensor, k: int, *, max_iter: int = 100) -> tuple[Tensor, Tensor]:
+def kmeans_1d(x: Tensor, k: int, *, max_iter: int = 300) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on the values of ``x`` (any shape), in one dimension.
 
     Centroids start evenly spaced from ``x.min()`` to ``x.max()``; each iteration assigns every value to its
