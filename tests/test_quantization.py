@@ -125,8 +125,12 @@ def test_ste_gradient_is_identity_inside_range() -> None:
 
 
 def test_fixed_point_multiplier_relative_error() -> None:
-    m = torch.cat([torch.rand(10_000, dtype=torch.float64) * 10.0 ** torch.randint(-8, 3, (10_000,)),
-                   torch.tensor([1.0, 0.5, 1 - 2**-40, 2**-20])])
+    m = torch.cat(
+        [
+            torch.rand(10_000, dtype=torch.float64) * 10.0 ** torch.randint(-8, 3, (10_000,)),
+            torch.tensor([1.0, 0.5, 1 - 2**-40, 2**-20]),
+        ]
+    )
     m0, n = fixed_point_multiplier(m)
     assert ((m0 >= 2**30) & (m0 < 2**31)).all()
     approx = m0.double() * torch.pow(2.0, -(31 + n).double())

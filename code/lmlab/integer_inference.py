@@ -139,8 +139,18 @@ class IntegerVGG:
         s_y, z_y = linear_qparams(float(y.min()), float(y.max()), self.bits)
         m0, n = fixed_point_multiplier(s_acc / s_y)
         d = w.device
-        return {"q_w": q_w, "s_w": s_w, "q_b": q_b, "s_x": s_x.to(d), "z_x": z_x.to(d), "s_y": s_y.to(d),
-                "z_y": z_y.to(d), "m0": m0.to(d), "n": n.to(d), "m": (s_acc / s_y).to(d)}
+        return {
+            "q_w": q_w,
+            "s_w": s_w,
+            "q_b": q_b,
+            "s_x": s_x.to(d),
+            "z_x": z_x.to(d),
+            "s_y": s_y.to(d),
+            "z_y": z_y.to(d),
+            "m0": m0.to(d),
+            "n": n.to(d),
+            "m": (s_acc / s_y).to(d),
+        }
 
     @staticmethod
     def _shape(t: Tensor, conv: bool) -> Tensor:
@@ -191,7 +201,7 @@ class IntegerVGG:
     def _apply(self, p: dict[str, Tensor], q: Tensor, integer: bool, conv: bool, padding: object = 0) -> Tensor:
         xc = (q - p["z_x"]).double()  # q_x - Z_x: real 0 is integer 0 here, so zero padding stays exact
         if integer:
-            acc = (F.conv2d(xc, p["q_w"].double(), padding=padding) if conv else xc @ p["q_w"].double().T)
+            acc = F.conv2d(xc, p["q_w"].double(), padding=padding) if conv else xc @ p["q_w"].double().T
             acc = acc.round().to(torch.int64) + self._shape(p["q_b"], conv)
             sh = (1, -1, 1, 1) if conv else (1, -1)
             y = p["z_y"] + rescale(acc, p["m0"].reshape(sh), p["n"].reshape(sh))
@@ -212,4 +222,3 @@ class IntegerVGG:
     def weight_bits(self) -> int:
         """Bits to store the integer model: codes, int32 biases, one float32 scale per output channel."""
         return sum(p["q_w"].numel() * self.bits + 32 * p["q_b"].numel() * 2 for p in self.layers)
-

@@ -130,7 +130,9 @@ def qrange(bits: int, signed: bool = True) -> tuple[int, int]:
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
-def linear_qparams(r_min: Tensor | float, r_max: Tensor | float, bits: int, *, signed: bool = True) -> tuple[Tensor, Tensor]:
+def linear_qparams(
+    r_min: Tensor | float, r_max: Tensor | float, bits: int, *, signed: bool = True
+) -> tuple[Tensor, Tensor]:
     """Scale and zero point that map ``[r_min, r_max]`` onto ``[q_min, q_max]`` (elementwise for tensors).
 
     The range is first widened to contain 0, so that real 0 is exactly the integer ``Z`` (zero padding and ReLU
