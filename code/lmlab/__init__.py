@@ -25,14 +25,15 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.lora``: LoRA adapters (``LoRALinear``, ``add_lora``), merging, byte counts, LoRA+ groups;
   ``lmlab.lora_init`` their initialisations (standard, zero, Xavier, PiSSA, LoRA-GA) and scales;
   ``lmlab.lowrank`` the planted low-rank problem, the Eckart-Young floor and a batched adapter trainer.
-- ``lmlab.circuits``: QK/OV circuits, factored SVD, read and write subspaces.
-- ``lmlab.induction``: one attention head from its equations, hand-built induction heads, head detectors.
-- ``lmlab.fermi``: Chinchilla calculus and Fermi estimates with units.
 - ``lmlab.sweep``: learning-rate x batch-size x seed sweeps trained as one batched computation; laws of the optimum.
 - ``lmlab.regression``: seeded regression data (linear and MLP teachers) and models with parameters stacked over runs.
 - ``lmlab.sweepplot``: figures of a sweep (loss against learning rate per batch size, laws of the optimum).
 - ``lmlab.vision``: scikit-learn's digits (seeded splits) and a small VGG-style CNN, with its training loop.
 - ``lmlab.pruning``: fine-grained and channel pruning, sensitivity scans, MAC counts, latency.
+- ``lmlab.quantization``: k-means and linear (affine) quantization, fake quantization with a straight-through
+  estimator, quantization-aware training.
+- ``lmlab.integer_inference``: integer-only inference of the VGG (folded batch norm, int32 bias, fixed-point
+  rescaling).
 - ``lmlab.plotting``: the book's matplotlib style.
 - ``lmlab.report``: glue for the prose (without myst-nb), number formatting, small tables.
 - ``lmlab.units``: the book's one pint unit registry.
@@ -56,6 +57,7 @@ _SUBMODULES = (
     "heads",
     "induction",
     "induction_eval",
+    "integer_inference",
     "layers",
     "lora",
     "lora_init",
@@ -65,6 +67,7 @@ _SUBMODULES = (
     "plotting",
     "pretrained",
     "pruning",
+    "quantization",
     "regression",
     "report",
     "sweep",

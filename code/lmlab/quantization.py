@@ -1,0 +1,310 @@
+"""Weight quantization by hand: k-means (a codebook per layer) and linear (affine) quantization, with
+quantization-aware training for both.
+
+* k-means quantization (Deep Compression, Han et al. 2016): :func:`kmeans_1d` clusters a tensor's values into
+  ``2**bits`` centroids with Lloyd's algorithm (deterministic: centroids start evenly spaced between the minimum
+  and the maximum); a tensor is stored as ``bits``-bit labels plus a float codebook. :class:`KMeansWeight`
+  makes a layer's weight ``centroids[labels]`` with the centroids as the trainable parameter, so autograd gives
+  each centroid the *sum* of its members' gradients: k-means quantization-aware training.
+* Linear quantization ``r = S (q - Z)``: :func:`qrange`, :func:`linear_qparams` (``S = (r_max - r_min) /
+  (q_max - q_min)``, ``Z = round(q_min - r_min / S)``), :func:`minmax_qparams` (per tensor or per output channel,
+  affine or symmetric), :func:`quantize`, :func:`dequantize`.
+* :func:`fake_quantize` rounds in the forward pass and lets the gradient through unchanged inside the
+  representable range (a straight-through estimator written as a ``torch.autograd.Function``, not
+  ``torch.ao.quantization``); :class:`LinearWeight` applies it to a layer's weight for quantization-aware training.
+* :func:`quantize_weights` puts either quantizer on every conv and linear layer of a model (a ``torch.nn.utils.
+  parametrize`` parametrization, removable with :func:`bake`); :func:`storage_bits` counts what storing it costs.
+
+A tensor of real values is ``r``; its integer codes are ``q``. Bit widths are ints in [1, 16].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+__all__ = [
+    "KMeansWeight",
+    "LinearWeight",
+    "bake",
+    "check_bits",
+    "dequantize",
+    "fake_quantize",
+    "kmeans_1d",
+    "linear_qparams",
+    "minmax_qparams",
+    "qrange",
+    "quantize",
+    "quantize_weights",
+    "storage_bits",
+    "weight_layers",
+]
+
+
+def check_bits(bits: object, name: str = "bits") -> int:
+    """``bits`` as an int, or a ``ValueError`` naming ``name`` if it is not an int in [1, 16]."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise ValueError(f"{name} must be an int in [1, 16], got {bits!r}")
+    return bits
+
+
+def _check_tensor(x: object, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: there is nothing to quantize")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- k-means
+
+
+@torch.no_grad()
+def kmeans_1d(x: Tensor, k: int, *, max_iter: int = 300) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means on the values of ``x`` (any shape), in one dimension.
+
+    Centroids start evenly spaced from ``x.min()`` to ``x.max()``; each iteration assigns every value to its
+    nearest centroid (ties to the lower one) and moves each centroid to the mean of its members. A centroid with
+    no members stays where it is. Stops when no assignment changes, or after ``max_iter`` iterations.
+
+    Returns:
+        ``(centroids, labels)``: centroids ``(k,)`` in increasing order, same dtype as ``x``; labels int64 of
+        ``x``'s shape, ``x ≈ centroids[labels]``.
+
+    Raises:
+        ValueError: ``x`` is empty, or ``k`` is not an int >= 1.
+    """
+    _check_tensor(x, "x")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    flat = x.detach().reshape(-1).double()
+    c = torch.linspace(float(flat.min()), float(flat.max()), k, dtype=torch.float64, device=flat.device)
+    labels = torch.zeros_like(flat, dtype=torch.int64)
+    for it in range(max_iter):
+        # in one dimension the nearest centroid is found by bucketing against the midpoints
+        new = torch.bucketize(flat, (c[1:] + c[:-1]) / 2)
+        if it > 0 and torch.equal(new, labels):
+            break
+        labels = new
+        sums = torch.zeros(k, dtype=torch.float64, device=flat.device).scatter_add_(0, labels, flat)
+        counts = torch.bincount(labels, minlength=k)
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+    return c.to(x.dtype), labels.reshape(x.shape)
+
+
+class KMeansWeight(nn.Module):
+    """A parametrization ``weight = centroids[labels]``: the stored parameter is the codebook ``(2**bits,)``.
+
+    ``right_inverse(w)`` (called once by ``parametrize.register_parametrization``) clusters ``w`` with
+    :func:`kmeans_1d` and keeps the labels as a buffer; ``forward(centroids)`` looks the weight up. The gather's
+    backward pass adds up the gradients of all weights that share a centroid: that sum is the centroid's gradient.
+    """
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = check_bits(bits)
+        self.register_buffer("labels", torch.zeros(0, dtype=torch.int64))
+
+    def forward(self, centroids: Tensor) -> Tensor:
+        return centroids[self.labels]
+
+    def right_inverse(self, w: Tensor) -> Tensor:
+        centroids, labels = kmeans_1d(w, 2**self.bits)
+        self.labels = labels
+        return centroids
+
+
+# ---------------------------------------------------------------------------------------------- linear
+
+
+def qrange(bits: int, signed: bool = True) -> tuple[int, int]:
+    """``(q_min, q_max)`` of ``bits``-bit integers: ``(-2**(bits-1), 2**(bits-1) - 1)`` signed, ``(0, 2**bits
+    - 1)`` unsigned."""
+    check_bits(bits)
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+
+
+def linear_qparams(
+    r_min: Tensor | float, r_max: Tensor | float, bits: int, *, signed: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Scale and zero point that map ``[r_min, r_max]`` onto ``[q_min, q_max]`` (elementwise for tensors).
+
+    The range is first widened to contain 0, so that real 0 is exactly the integer ``Z`` (zero padding and ReLU
+    need it). Then ``S = (r_max - r_min) / (q_max - q_min)`` and ``Z = round(q_min - r_min / S)``, clamped to
+    ``[q_min, q_max]``. An empty range (``r_min == r_max``, i.e. both 0 after widening) gets ``S = 1`` instead of
+    a division by zero: every value then quantizes exactly to ``Z``.
+
+    Returns:
+        ``(S, Z)``: float64 and int64 tensors of the broadcast shape of ``r_min`` and ``r_max``.
+
+    Raises:
+        ValueError: ``bits`` out of [1, 16], ``r_min > r_max`` anywhere, or a non-finite bound.
+    """
+    q_min, q_max = qrange(bits, signed)
+    lo = torch.as_tensor(r_min, dtype=torch.float64)
+    hi = torch.as_tensor(r_max, dtype=torch.float64, device=lo.device)
+    if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        raise ValueError("r_min and r_max must be finite")
+    if (lo > hi).any():
+        raise ValueError("r_min must be <= r_max")
+    lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+    scale = (hi - lo) / (q_max - q_min)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero = torch.round(q_min - lo / scale).clamp(q_min, q_max).to(torch.int64)
+    return scale, zero
+
+
+def minmax_qparams(
+    x: Tensor, bits: int, *, signed: bool = True, symmetric: bool = False, per_channel: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``(S, Z)`` from the range of ``x``: per tensor (scalars), or per channel along dim 0 (shape ``(C, 1, ...)``,
+    broadcastable against ``x``).
+
+    Affine (default): :func:`linear_qparams` of ``min`` and ``max``. Symmetric: ``Z = 0`` and ``S = max|x| /
+    (2**(bits-1) - 1)``, so the codes are ``-q_max .. q_max`` (signed only, ``bits >= 2``; ``S = 1`` for an
+    all-zero tensor).
+
+    Raises:
+        ValueError: bad ``bits``, an empty ``x``, or symmetric with ``bits < 2`` or ``signed=False``.
+    """
+    _check_tensor(x, "x")
+    check_bits(bits)
+    r = x.detach().double()
+    if per_channel:
+        r = r.reshape(r.shape[0], -1)
+        lo, hi = r.min(dim=1).values, r.max(dim=1).values
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    else:
+        lo, hi, shape = r.min(), r.max(), ()
+    if symmetric:
+        if bits < 2 or not signed:
+            raise ValueError(f"symmetric quantization needs signed codes and bits >= 2, got bits={bits}")
+        scale = torch.maximum(lo.abs(), hi.abs()) / (2 ** (bits - 1) - 1)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return scale.reshape(shape), torch.zeros(shape, dtype=torch.int64, device=x.device)
+    scale, zero = linear_qparams(lo, hi, bits, signed=signed)
+    return scale.reshape(shape), zero.reshape(shape)
+
+
+def quantize(r: Tensor, scale: Tensor | float, zero: Tensor | int, bits: int, *, signed: bool = True) -> Tensor:
+    """Integer codes ``q = clamp(round(r / S) + Z, q_min, q_max)`` (int64; ``round`` is half to even). Values
+    outside the representable range ``[S (q_min - Z), S (q_max - Z)]`` are clamped to its ends."""
+    _check_tensor(r, "r")
+    q_min, q_max = qrange(bits, signed)
+    s = torch.as_tensor(scale, dtype=torch.float64, device=r.device)
+    z = torch.as_tensor(zero, device=r.device)
+    return (torch.round(r.double() / s) + z).clamp(q_min, q_max).to(torch.int64)
+
+
+def dequantize(q: Tensor, scale: Tensor | float, zero: Tensor | int) -> Tensor:
+    """Real values ``r = S (q - Z)`` (float64) of integer codes ``q``."""
+    s = torch.as_tensor(scale, dtype=torch.float64, device=q.device)
+    z = torch.as_tensor(zero, device=q.device)
+    return s * (q - z).double()
+
+
+class _FakeQuant(torch.autograd.Function):
+    """Forward: quantize then dequantize. Backward: the straight-through estimator, the gradient passed unchanged
+    where ``r`` lies inside the representable range and zero where the forward pass clamped it."""
+
+    @staticmethod
+    def forward(ctx: Any, r: Tensor, scale: Tensor, zero: Tensor, bits: int, signed: bool) -> Tensor:
+        q_min, q_max = qrange(bits, signed)
+        s = scale.double()
+        codes = torch.round(r.double() / s) + zero
+        ctx.save_for_backward((codes >= q_min) & (codes <= q_max))
+        return (s * (codes.clamp(q_min, q_max) - zero)).to(r.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None, None
+
+
+def fake_quantize(r: Tensor, scale: Tensor | float, zero: Tensor | int, bits: int, *, signed: bool = True) -> Tensor:
+    """``dequantize(quantize(r))`` in ``r``'s dtype, differentiable with a straight-through estimator: the
+    gradient is the identity inside the representable range and zero outside (where the codes were clamped)."""
+    _check_tensor(r, "r")
+    check_bits(bits)
+    s = torch.as_tensor(scale, dtype=torch.float64, device=r.device)
+    z = torch.as_tensor(zero, dtype=torch.float64, device=r.device)
+    return _FakeQuant.apply(r, s, z, bits, signed)
+
+
+class LinearWeight(nn.Module):
+    """A parametrization ``weight = fake_quantize(w)`` with per-output-channel affine ``(S, Z)`` taken from the
+    current ``w`` in every forward pass (the range is not differentiated). Training the model then trains the
+    float weights ``w`` through the straight-through estimator: linear quantization-aware training."""
+
+    def __init__(self, bits: int, *, per_channel: bool = True) -> None:
+        super().__init__()
+        self.bits, self.per_channel = check_bits(bits), per_channel
+
+    def forward(self, w: Tensor) -> Tensor:
+        scale, zero = minmax_qparams(w, self.bits, per_channel=self.per_channel)
+        return fake_quantize(w, scale, zero, self.bits)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The conv and linear layers of ``model`` by name: the layers whose weights are quantized."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def quantize_weights(model: nn.Module, method: str, bits: int, *, per_channel: bool = True) -> nn.Module:
+    """Quantize the weight of every conv and linear layer of ``model`` in place, as a parametrization, and return
+    the model. ``method`` is ``"kmeans"`` (:class:`KMeansWeight`, one codebook per layer) or ``"linear"``
+    (:class:`LinearWeight`; ``per_channel`` chooses per-channel or per-tensor ranges). Training the returned model
+    is quantization-aware training; :func:`bake` turns it back into a plain model with the quantized weights.
+
+    Raises:
+        ValueError: unknown ``method``, bad ``bits``, or a layer that is already parametrized.
+    """
+    check_bits(bits)
+    if method not in ("kmeans", "linear"):
+        raise ValueError(f"method must be 'kmeans' or 'linear', got {method!r}")
+    for name, layer in weight_layers(model).items():
+        if parametrize.is_parametrized(layer, "weight"):
+            raise ValueError(f"layer {name!r} is already quantized; bake() it first")
+        p = KMeansWeight(bits) if method == "kmeans" else LinearWeight(bits, per_channel=per_channel)
+        parametrize.register_parametrization(layer, "weight", p)
+    return model
+
+
+def bake(model: nn.Module) -> nn.Module:
+    """Remove the quantizers of :func:`quantize_weights`, leaving each layer's (quantized) weight as a plain
+    parameter. Returns the model."""
+    for layer in weight_layers(model).values():
+        if parametrize.is_parametrized(layer, "weight"):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    return model
+
+
+def storage_bits(shapes: Iterable[tuple[int, ...]], method: str, bits: int, *, float_bits: int = 32) -> int:
+    """Bits needed to store weights of the given shapes (one per layer).
+
+    ``"float"``: ``float_bits`` per weight. ``"kmeans"``: ``bits`` per weight plus a codebook of ``2**bits``
+    floats per layer. ``"linear"``: ``bits`` per weight plus, per output channel (dim 0), one float scale and one
+    ``bits``-bit zero point.
+    """
+    check_bits(bits)
+    if method not in ("float", "kmeans", "linear"):
+        raise ValueError(f"method must be 'float', 'kmeans' or 'linear', got {method!r}")
+    total = 0
+    for shape in shapes:
+        n = int(torch.Size(shape).numel())
+        if method == "float":
+            total += float_bits * n
+        elif method == "kmeans":
+            total += bits * n + float_bits * 2**bits
+        else:
+            total += bits * n + (float_bits + bits) * shape[0]
+    return total
