@@ -119,6 +119,20 @@ class LinearModel:
         shared by the ``L`` learning rates). One batched product over seeds: ``(B, d) @ (d, L)``."""
         return torch.einsum("sbd,lsd->lsb", X, params[0])
 
+    def loss_grad_grid(self, params: list[Tensor], X: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Batch MSE ``(L, S)`` of every run of a grid and its gradient, by hand (no autograd graph).
+
+        ``w`` is ``(L, S, d)``, ``X`` is ``(S, B, d)``, ``y`` is ``(S, B)``: the residual is ``r = X w - y`` and the
+        gradient of ``mean(r^2)`` is ``(2 / B) X^T r``, one batched product over seeds for all learning rates.
+        """
+        r = self.forward_grid(params, X) - y  # (L, S, B)
+        B = X.shape[-2]
+        return r.square().mean(-1), [torch.einsum("sbd,lsb->lsd", X, r).mul_(2 / B)]
+
+    def population_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, n)`` of every run of a grid on one shared input set ``X`` ``(n, d)``."""
+        return torch.einsum("nd,lsd->lsn", X, params[0])
+
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Module`` (one run), for the reference loop."""
         m = nn.Linear(self.dim, 1, bias=False).to(device=params[0].device, dtype=params[0].dtype)
@@ -162,6 +176,41 @@ class MLPModel:
         W1, b1, w2, b2 = params
         H = torch.relu(torch.einsum("sbd,lsdh->lsbh", X, W1) + b1.unsqueeze(-2))
         return torch.einsum("lsbh,lsh->lsb", H, w2) + b2.unsqueeze(-1)
+
+    def loss_grad_grid(self, params: list[Tensor], X: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Batch MSE ``(L, S)`` of every run of a grid and its gradients, by hand (no autograd graph).
+
+        Parameters ``(L, S, ...)``, ``X`` is ``(S, B, d)``, ``y`` is ``(S, B)``. A column of ones appended to ``X``
+        carries ``b_1`` inside the first product, so the forward pass is ``Z = [X, 1] [W_1; b_1]``,
+        ``H = relu(Z)``, ``r = H w_2 + b_2 - y``; with ``g = 2 r / B`` the backward pass is ``dw_2 = H^T g``,
+        ``db_2 = sum g``, ``dZ = (g w_2^T) * [Z > 0]`` and ``[dW_1; db_1] = [X, 1]^T dZ``. The hidden activations of
+        all runs of a seed sit side by side, ``(S, B, L, h)``, so both large products are one ``(B, d + 1) @
+        (d + 1, L h)`` product per seed, and every array of that shape is written once.
+        """
+        W1, b1, w2, b2 = params
+        L, S, d, h = W1.shape
+        B = X.shape[-2]
+        X1 = torch.cat([X, X.new_ones(S, B, 1)], dim=-1)  # (S, B, d + 1)
+        Wc = torch.cat([W1, b1.unsqueeze(-2)], dim=-2).permute(1, 2, 0, 3).reshape(S, d + 1, L * h)
+        H = torch.bmm(X1, Wc).relu_().view(S, B, L, h)
+        w2s = w2.transpose(0, 1).unsqueeze(1)  # (S, 1, L, h)
+        r = (H * w2s).sum(-1).add_(b2.T.unsqueeze(1)).sub_(y.unsqueeze(-1))  # (S, B, L)
+        g = r * (2 / B)
+        dw2 = (H * g.unsqueeze(-1)).sum(1)  # (S, L, h)
+        dZ = torch.ops.aten.threshold_backward(g.unsqueeze(-1) * w2s, H, 0)  # (g w2^T) where Z > 0
+        dW = torch.bmm(X1.transpose(1, 2), dZ.view(S, B, L * h)).view(S, d + 1, L, h).permute(2, 0, 1, 3)
+        loss = r.square_().mean(1).T
+        return loss, [dW[..., :-1, :], dW[..., -1, :], dw2.transpose(0, 1), g.sum(1).T]
+
+    def population_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, n)`` of every run of a grid on one shared input set ``X`` ``(n, d)``: the first layer
+        of all runs is a single product ``(n, d + 1) @ (d + 1, L S h)``."""
+        W1, b1, w2, b2 = params
+        L, S, d, h = W1.shape
+        X1 = torch.cat([X, X.new_ones(X.shape[0], 1)], dim=-1)
+        Wc = torch.cat([W1, b1.unsqueeze(-2)], dim=-2).permute(2, 0, 1, 3).reshape(d + 1, L * S * h)
+        H = (X1 @ Wc).relu_().view(-1, L, S, h)  # (n, L, S, h)
+        return (H * w2).sum(-1).add_(b2).permute(1, 2, 0)
 
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Sequential`` (one run), for the reference loop."""

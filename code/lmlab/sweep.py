@@ -118,7 +118,7 @@ def _test_loss(
         return ((params[0] - teacher[0]) ** 2).sum(-1) + task.noise_std**2
     X, f = test
     if params[0].dim() > 2 and X.dim() == 2:  # a grid (L, S, ...): the held-out set is shared by every run
-        pred = model.forward_grid(params, X.expand(params[0].shape[1], *X.shape))
+        pred = model.population_grid(params, X)
     else:
         pred = model.forward(params, X)
     return ((pred - f) ** 2).mean(-1) + task.noise_std**2
@@ -267,11 +267,8 @@ def sweep(
             draws = [_draw(task, g, B, dev, dtype) for g in gens]
             X = torch.stack([x for x, _ in draws])  # (S, B, d), shared by the L learning rates
             y = task.f_star(X, teacher) + task.noise_std * torch.stack([e for _, e in draws])  # (S, B)
-            for p in params:
-                p.requires_grad_(True)
-            batch_loss = ((model.forward_grid(params, X) - y) ** 2).mean(-1)  # (L, S)
-            grads = torch.autograd.grad(torch.where(active, batch_loss, 0.0).sum(), params)
             with torch.no_grad():
+                batch_loss, grads = model.loss_grad_grid(params, X, y)  # (L, S) and one gradient per parameter
                 now = active & torch.isfinite(batch_loss) & (batch_loss <= limit)
                 diverged_at = torch.where(active & ~now, t - 1, diverged_at)
                 active = now
