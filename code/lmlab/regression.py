@@ -13,6 +13,7 @@ with one batched matmul. Rows are examples (PyTorch's convention).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,18 +66,7 @@ class RegressionTask:
             ``[w*]`` with ``w*`` of shape ``(d,)`` for the linear teacher; ``[W, a]`` of shapes ``(d, m)`` and
             ``(m,)`` for the MLP teacher.
         """
-        g = torch.Generator().manual_seed(derive_seed(self.seed, 1))
-        d, m = self.dim, self.teacher_width
-        if self.teacher == "linear":
-            w = torch.randn(d, generator=g, dtype=torch.float64)
-            params = [w / w.norm()]
-        else:
-            W = torch.randn(d, m, generator=g, dtype=torch.float64) / d**0.5
-            a = torch.randn(m, generator=g, dtype=torch.float64)
-            probe = torch.randn(16384, d, generator=g, dtype=torch.float64)
-            a = a / (torch.tanh(probe @ W) @ a).std()
-            params = [W, a]
-        return [p.to(device=device, dtype=dtype) for p in params]
+        return [p.to(device=device, dtype=dtype, copy=True) for p in _teacher_cpu64(self)]
 
     def f_star(self, X: Tensor, params: list[Tensor]) -> Tensor:
         """The noiseless label ``f*(x)`` for inputs ``X`` of shape ``(..., d)``; returns shape ``(...)``."""
@@ -96,6 +86,21 @@ class RegressionTask:
         X = torch.randn(n, self.dim, generator=g, dtype=torch.float64)
         y = self.f_star(X, self.teacher_params(dtype=torch.float64))
         return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _teacher_cpu64(task: RegressionTask) -> tuple[Tensor, ...]:
+    """The teacher of ``task`` in float64 on the CPU, drawn once per task (the MLP teacher's scale needs a probe of
+    16384 inputs, too costly to repeat for every run)."""
+    g = torch.Generator().manual_seed(derive_seed(task.seed, 1))
+    d, m = task.dim, task.teacher_width
+    if task.teacher == "linear":
+        w = torch.randn(d, generator=g, dtype=torch.float64)
+        return (w / w.norm(),)
+    W = torch.randn(d, m, generator=g, dtype=torch.float64) / d**0.5
+    a = torch.randn(m, generator=g, dtype=torch.float64)
+    probe = torch.randn(16384, d, generator=g, dtype=torch.float64)
+    return W, a / (torch.tanh(probe @ W) @ a).std()
 
 
 class LinearModel:

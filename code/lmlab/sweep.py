@@ -109,6 +109,30 @@ def _draw(
     return X.to(device), eps.to(device)
 
 
+_CHUNK = 1 << 22  # numbers of data drawn at once (S seeds x B examples x (d + 1) x steps)
+
+
+def _draw_steps(
+    task: RegressionTask,
+    gens: list[torch.Generator],
+    B: int,
+    n: int,
+    teacher: list[Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    """The next ``n`` steps of data of every seed at once: inputs ``(n, S, B, d)`` and labels ``(n, S, B)``, the
+    same numbers that :func:`_draw` gives step by step (drawn on the CPU, moved once)."""
+    X = torch.empty(n, len(gens), B, task.dim, dtype=dtype)
+    e = torch.empty(n, len(gens), B, dtype=dtype)
+    for k in range(n):
+        for j, g in enumerate(gens):
+            torch.randn(B, task.dim, generator=g, out=X[k, j])
+            torch.randn(B, generator=g, out=e[k, j])
+    X = X.to(device)
+    return X, task.f_star(X, teacher) + task.noise_std * e.to(device)
+
+
 def _test_loss(
     task: RegressionTask, model: Model, params: list[Tensor], teacher: list[Tensor], test: tuple[Tensor, Tensor]
 ) -> Tensor:
@@ -263,10 +287,11 @@ def sweep(
         active = torch.ones(L, S, dtype=torch.bool, device=dev)
         diverged_at = torch.full((L, S), -1, dtype=torch.long, device=dev)
         stamps, losses = [0], [loss0]
+        chunk = max(1, _CHUNK // (S * B * (task.dim + 1)))  # steps whose data is drawn in one go
         for t in range(1, T + 1):
-            draws = [_draw(task, g, B, dev, dtype) for g in gens]
-            X = torch.stack([x for x, _ in draws])  # (S, B, d), shared by the L learning rates
-            y = task.f_star(X, teacher) + task.noise_std * torch.stack([e for _, e in draws])  # (S, B)
+            if (t - 1) % chunk == 0:
+                Xs, ys = _draw_steps(task, gens, B, min(chunk, T - t + 1), teacher, dev, dtype)
+            X, y = Xs[(t - 1) % chunk], ys[(t - 1) % chunk]  # (S, B, d) and (S, B), shared by the L learning rates
             with torch.no_grad():
                 batch_loss, grads = model.loss_grad_grid(params, X, y)  # (L, S) and one gradient per parameter
                 now = active & torch.isfinite(batch_loss) & (batch_loss <= limit)
