@@ -146,6 +146,9 @@ class LinearModel:
         return m
 
 
+_BLOCK = 1 << 18  # hidden activations computed at a time by MLPModel.loss_grad_grid (about 1 MB in float32)
+
+
 class MLPModel:
     """``f(x) = w_2^T relu(W_1^T x + b_1) + b_2`` with PyTorch's ``nn.Linear`` initialisation.
 
@@ -190,22 +193,31 @@ class MLPModel:
         ``H = relu(Z)``, ``r = H w_2 + b_2 - y``; with ``g = 2 r / B`` the backward pass is ``dw_2 = H^T g``,
         ``db_2 = sum g``, ``dZ = (g w_2^T) * [Z > 0]`` and ``[dW_1; db_1] = [X, 1]^T dZ``. The hidden activations of
         all runs of a seed sit side by side, ``(S, B, L, h)``, so both large products are one ``(B, d + 1) @
-        (d + 1, L h)`` product per seed, and every array of that shape is written once.
+        (d + 1, L h)`` product per seed. A large batch is processed in blocks of rows small enough for the CPU's
+        cache (about ``2^18`` hidden activations at a time), the gradients summed over the blocks.
         """
         W1, b1, w2, b2 = params
         L, S, d, h = W1.shape
         B = X.shape[-2]
         X1 = torch.cat([X, X.new_ones(S, B, 1)], dim=-1)  # (S, B, d + 1)
         Wc = torch.cat([W1, b1.unsqueeze(-2)], dim=-2).permute(1, 2, 0, 3).reshape(S, d + 1, L * h)
-        H = torch.bmm(X1, Wc).relu_().view(S, B, L, h)
         w2s = w2.transpose(0, 1).unsqueeze(1)  # (S, 1, L, h)
-        r = (H * w2s).sum(-1).add_(b2.T.unsqueeze(1)).sub_(y.unsqueeze(-1))  # (S, B, L)
-        g = r * (2 / B)
-        dw2 = (H * g.unsqueeze(-1)).sum(1)  # (S, L, h)
-        dZ = torch.ops.aten.threshold_backward(g.unsqueeze(-1) * w2s, H, 0)  # (g w2^T) where Z > 0
-        dW = torch.bmm(X1.transpose(1, 2), dZ.view(S, B, L * h)).view(S, d + 1, L, h).permute(2, 0, 1, 3)
-        loss = r.square_().mean(1).T
-        return loss, [dW[..., :-1, :], dW[..., -1, :], dw2.transpose(0, 1), g.sum(1).T]
+        b2s = b2.T.unsqueeze(1)  # (S, 1, L)
+        dW, dw2 = X.new_zeros(S, d + 1, L * h), X.new_zeros(S, L, h)
+        sq, db2 = X.new_zeros(S, L), X.new_zeros(S, L)
+        rows = max(1, _BLOCK // (S * L * h))
+        for a in range(0, B, rows):
+            Xa = X1[:, a : a + rows]
+            H = torch.bmm(Xa, Wc).relu_().view(S, -1, L, h)
+            r = (H * w2s).sum(-1).add_(b2s).sub_(y[:, a : a + rows].unsqueeze(-1))  # (S, rows, L)
+            g = r * (2 / B)
+            dw2.add_((H * g.unsqueeze(-1)).sum(1))
+            db2.add_(g.sum(1))
+            sq.add_(r.square_().sum(1))
+            dZ = torch.ops.aten.threshold_backward(g.unsqueeze(-1) * w2s, H, 0)  # (g w2^T) where Z > 0
+            dW.baddbmm_(Xa.transpose(1, 2), dZ.view(S, -1, L * h))
+        dW = dW.view(S, d + 1, L, h).permute(2, 0, 1, 3)
+        return (sq / B).T, [dW[..., :-1, :], dW[..., -1, :], dw2.transpose(0, 1), db2.T]
 
     def population_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
         """Predictions ``(L, S, n)`` of every run of a grid on one shared input set ``X`` ``(n, d)``: the first layer
