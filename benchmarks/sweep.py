@@ -4,7 +4,8 @@ For each of the chapter's three sweeps (``book/batch_size.md``: linear regressio
 with Adam; the same grids of learning rates, batch sizes and seeds, the same steps, population loss measured every
 step) it times
 
-* batched -- ``lmlab.sweep.sweep``: the L x S runs of each batch size advance together, one batched step;
+* batched -- ``lmlab.sweep.sweep``: the L x S runs of each batch size advance together, one batched step (the
+  median time of three sweeps);
 * loop    -- ``lmlab.sweep.train_one`` once per run: an ``nn.Module``, ``torch.optim``, the same data and steps,
 
 checks that both give the same final losses, and prints the speed-up loop / batched (target: >= 30x on the CPU).
@@ -15,7 +16,7 @@ The loop over all 4020 runs takes minutes, so by default it times every ``--loop
 (a systematic sample across learning rates and seeds, diverged ones included) and scales the mean time per run of
 each batch size to all its runs; ``--loop-every 1`` times every run.
 
-    .venv/bin/python benchmarks/sweep.py [--quick] [--device cpu|cuda] [--threads N] [--loop-every K]
+    .venv/bin/python benchmarks/sweep.py [--quick] [--device cpu|cuda] [--threads N] [--loop-every K] [--per-batch]
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def clock(dev: torch.device) -> float:
     return time.process_time()
 
 
-def bench(name: str, dev: torch.device, quick: bool, loop_every: int) -> tuple[float, float]:
+def bench(name: str, dev: torch.device, quick: bool, loop_every: int, per_batch: bool) -> tuple[float, float]:
     task, model, opt, lrs, grid = SETTINGS[name]
     grid = dict(grid)
     if quick:
@@ -57,12 +58,15 @@ def bench(name: str, dev: torch.device, quick: bool, loop_every: int) -> tuple[f
     lrs = [float(x) for x in lrs]
     kw = dict(optimizer=opt, device=dev, **{k: v for k, v in grid.items() if k not in ("batch_sizes", "seeds")})
     sw.sweep(task, model, lrs=lrs[:2], batch_sizes=grid["batch_sizes"][:1], seeds=[0], **kw)  # warm-up
-    t0 = clock(dev)
-    res = sw.sweep(task, model, lrs=lrs, batch_sizes=grid["batch_sizes"], seeds=grid["seeds"], **kw)
-    t_batched = clock(dev) - t0
+    times = []
+    for _ in range(3):  # the median of three: a few seconds on a machine shared with other jobs
+        t0 = clock(dev)
+        res = sw.sweep(task, model, lrs=lrs, batch_sizes=grid["batch_sizes"], seeds=grid["seeds"], **kw)
+        times.append(clock(dev) - t0)
+    t_batched = float(np.median(times))
     ref_kw = {k: v for k, v in kw.items() if k != "target"}
     sw.train_one(task, model, lr=lrs[0], batch_size=1, seed=0, **{**ref_kw, "steps": 2})  # warm-up
-    t_loop, worst, timed = 0.0, 0.0, 0
+    t_loop, worst, timed, loop_B = 0.0, 0.0, 0, {}
     for B in grid["batch_sizes"]:
         runs = [r for r in res.records if r["batch_size"] == B]
         sample = runs[(B % loop_every) :: loop_every] or runs[:1]
@@ -77,12 +81,23 @@ def bench(name: str, dev: torch.device, quick: bool, loop_every: int) -> tuple[f
                     raise AssertionError(f"{name}: run {r} diverged differently in the loop: {ref['diverged_at']}")
             elif not r["diverged"]:
                 worst = max(worst, abs(r["loss"] - ref["loss"]) / ref["loss"])
-        t_loop += t_B / len(sample) * len(runs)
+        loop_B[B] = t_B / len(sample) * len(runs)
+        t_loop += loop_B[B]
         timed += len(sample)
     print(
         f"{dev.type:>6} {name:>10} {len(res.records):>5} {timed:>5} {t_loop:>8.2f} {t_batched:>10.3f} "
         f"{t_loop / t_batched:>8.1f}x {worst:>10.1e}"
     )
+    if per_batch:  # where the time goes: each batch size swept on its own (median of three)
+        for B in grid["batch_sizes"]:
+            times = []
+            for _ in range(3):
+                t0 = clock(dev)
+                sw.sweep(task, model, lrs=lrs, batch_sizes=[B], seeds=grid["seeds"], **kw)
+                times.append(clock(dev) - t0)
+            t_B = float(np.median(times))
+            label = f"B = {B}"
+            print(f"{'':>6} {label:>10} {'':>5} {'':>5} {loop_B[B]:>8.2f} {t_B:>10.3f} {loop_B[B] / t_B:>8.1f}x")
     return t_loop, t_batched
 
 
@@ -92,6 +107,7 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: CPU, plus CUDA if present")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as the book's budgets)")
     ap.add_argument("--loop-every", type=int, default=5, help="time every K-th run of the loop (default 5; 1: all)")
+    ap.add_argument("--per-batch", action="store_true", help="also time each batch size on its own")
     args = ap.parse_args()
     if args.loop_every < 1:
         ap.error("--loop-every must be >= 1")
@@ -108,7 +124,7 @@ def main() -> None:
     for dev in devices:
         total_loop = total_batched = 0.0
         for name in SETTINGS:
-            t_loop, t_batched = bench(name, dev, args.quick, args.loop_every)
+            t_loop, t_batched = bench(name, dev, args.quick, args.loop_every, args.per_batch)
             total_loop += t_loop
             total_batched += t_batched
         print(
