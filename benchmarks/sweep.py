@@ -1,14 +1,22 @@
 """Benchmark: the batched learning-rate x batch-size x seed sweep against a plain loop over the same runs.
 
-For each setting (linear regression with SGD, an MLP with SGD, an MLP with Adam) it times
+For each of the chapter's three sweeps (``book/batch_size.md``: linear regression with SGD, an MLP with SGD, the MLP
+with Adam; the same grids of learning rates, batch sizes and seeds, the same steps, population loss measured every
+step) it times
 
-* batched -- ``lmlab.sweep.sweep``: the L x S runs of each batch size advance together, one batched step;
+* batched -- ``lmlab.sweep.sweep``: the L x S runs of each batch size advance together, one batched step (the
+  median time of three sweeps);
 * loop    -- ``lmlab.sweep.train_one`` once per run: an ``nn.Module``, ``torch.optim``, the same data and steps,
 
 checks that both give the same final losses, and prints the speed-up loop / batched (target: >= 30x on the CPU).
-It runs on the CPU with one thread and, when present, on the GPU (``lmlab.device()``).
+Times are CPU seconds of this process (``time.process_time``; with one thread they equal wall seconds on an idle
+machine, and other jobs on a shared machine do not distort them); on a GPU they are wall seconds.
 
-    .venv/bin/python benchmarks/sweep.py [--quick] [--device cpu|cuda] [--threads N]
+The loop over all 4020 runs takes minutes, so by default it times every ``--loop-every``-th run of each batch size
+(a systematic sample across learning rates and seeds, diverged ones included) and scales the mean time per run of
+each batch size to all its runs; ``--loop-every 1`` times every run.
+
+    .venv/bin/python benchmarks/sweep.py [--quick] [--device cpu|cuda] [--threads N] [--loop-every K] [--per-batch]
 """
 
 from __future__ import annotations
@@ -22,79 +30,105 @@ import torch
 from lmlab import sweep as sw
 from lmlab.regression import LinearModel, MLPModel, RegressionTask
 
+SIGMA = 0.1
+LIN_TASK = RegressionTask(dim=16, noise_std=SIGMA, teacher="linear", seed=0)
+MLP_TASK = RegressionTask(dim=8, noise_std=SIGMA, teacher="mlp", teacher_width=16, seed=0)
+LIN = dict(batch_sizes=[2**k for k in range(11)], seeds=list(range(12)), steps=80, target=SIGMA**2 + 0.2)
+MLP = dict(batch_sizes=[4**k for k in range(6)], seeds=list(range(4)), steps=100, n_test=256, target=0.25)
 SETTINGS = {
-    # name: (task, model, optimizer, learning rates)
-    "linear+SGD": (RegressionTask(dim=16, noise_std=0.1), LinearModel(16), "sgd", np.geomspace(1e-3, 0.8, 12)),
-    "MLP+SGD": (
-        RegressionTask(dim=8, noise_std=0.1, teacher="mlp", teacher_width=16),
-        MLPModel(8, 32),
-        "sgd",
-        np.geomspace(1e-3, 1.0, 12),
-    ),
-    "MLP+Adam": (
-        RegressionTask(dim=8, noise_std=0.1, teacher="mlp", teacher_width=16),
-        MLPModel(8, 32),
-        "adam",
-        np.geomspace(1e-4, 0.1, 12),
-    ),
+    # name: (task, model, optimizer, learning rates, the rest of the grid) -- the chapter's three sweeps
+    "linear+SGD": (LIN_TASK, LinearModel(16), "sgd", np.geomspace(4e-3, 1.0, 25), LIN),
+    "MLP+SGD": (MLP_TASK, MLPModel(8, 16), "sgd", np.geomspace(5e-3, 2.0, 15), MLP),
+    "MLP+Adam": (MLP_TASK, MLPModel(8, 16), "adam", np.geomspace(5e-4, 0.2, 15), MLP),
 }
 
 
-def bench(name: str, dev: torch.device, steps: int, batch_sizes: list[int], seeds: list[int]) -> tuple[float, float]:
-    task, model, opt, lrs = SETTINGS[name]
+def clock(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
+def bench(name: str, dev: torch.device, quick: bool, loop_every: int, per_batch: bool) -> tuple[float, float]:
+    task, model, opt, lrs, grid = SETTINGS[name]
+    grid = dict(grid)
+    if quick:
+        grid.update(batch_sizes=grid["batch_sizes"][::2], steps=grid["steps"] // 4)
     lrs = [float(x) for x in lrs]
-    kw = dict(steps=steps, optimizer=opt, eval_every=steps, n_test=256, device=dev)
-    sw.sweep(task, model, lrs=lrs[:2], batch_sizes=batch_sizes[:1], seeds=seeds[:1], **kw)  # warm-up
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    res = sw.sweep(task, model, lrs=lrs, batch_sizes=batch_sizes, seeds=seeds, **kw)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t_batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    worst = 0.0
-    for r in res.records:
-        ref = sw.train_one(task, model, lr=r["lr"], batch_size=r["batch_size"], seed=r["seed"], **kw)
-        if r["diverged"] != ref["diverged"]:
-            if r["diverged_at"] is None or ref["diverged_at"] is None or abs(r["diverged_at"] - ref["diverged_at"]) > 2:
-                raise AssertionError(f"{name}: run {r} diverged differently in the loop: {ref['diverged_at']}")
-        elif not r["diverged"]:
-            worst = max(worst, abs(r["loss"] - ref["loss"]) / ref["loss"])
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t_loop = time.perf_counter() - t0
+    kw = dict(optimizer=opt, device=dev, **{k: v for k, v in grid.items() if k not in ("batch_sizes", "seeds")})
+    sw.sweep(task, model, lrs=lrs[:2], batch_sizes=grid["batch_sizes"][:1], seeds=[0], **kw)  # warm-up
+    times = []
+    for _ in range(3):  # the median of three: a few seconds on a machine shared with other jobs
+        t0 = clock(dev)
+        res = sw.sweep(task, model, lrs=lrs, batch_sizes=grid["batch_sizes"], seeds=grid["seeds"], **kw)
+        times.append(clock(dev) - t0)
+    t_batched = float(np.median(times))
+    ref_kw = {k: v for k, v in kw.items() if k != "target"}
+    sw.train_one(task, model, lr=lrs[0], batch_size=1, seed=0, **{**ref_kw, "steps": 2})  # warm-up
+    t_loop, worst, timed, loop_B = 0.0, 0.0, 0, {}
+    for B in grid["batch_sizes"]:
+        runs = [r for r in res.records if r["batch_size"] == B]
+        sample = runs[(B % loop_every) :: loop_every] or runs[:1]
+        t_B = 0.0
+        for r in sample:
+            t0 = clock(dev)
+            ref = sw.train_one(task, model, lr=r["lr"], batch_size=B, seed=r["seed"], **ref_kw)
+            t_B += clock(dev) - t0
+            if r["diverged"] != ref["diverged"]:
+                at, ref_at = r["diverged_at"], ref["diverged_at"]
+                if at is None or ref_at is None or abs(at - ref_at) > 2:
+                    raise AssertionError(f"{name}: run {r} diverged differently in the loop: {ref['diverged_at']}")
+            elif not r["diverged"]:
+                worst = max(worst, abs(r["loss"] - ref["loss"]) / ref["loss"])
+        loop_B[B] = t_B / len(sample) * len(runs)
+        t_loop += loop_B[B]
+        timed += len(sample)
     print(
-        f"{dev.type:>6} {name:>10} {len(res.records):>5} {t_loop:>8.2f} {t_batched:>10.3f} "
+        f"{dev.type:>6} {name:>10} {len(res.records):>5} {timed:>5} {t_loop:>8.2f} {t_batched:>10.3f} "
         f"{t_loop / t_batched:>8.1f}x {worst:>10.1e}"
     )
+    if per_batch:  # where the time goes: each batch size swept on its own (median of three)
+        for B in grid["batch_sizes"]:
+            times = []
+            for _ in range(3):
+                t0 = clock(dev)
+                sw.sweep(task, model, lrs=lrs, batch_sizes=[B], seeds=grid["seeds"], **kw)
+                times.append(clock(dev) - t0)
+            t_B = float(np.median(times))
+            label = f"B = {B}"
+            print(f"{'':>6} {label:>10} {'':>5} {'':>5} {loop_B[B]:>8.2f} {t_B:>10.3f} {loop_B[B] / t_B:>8.1f}x")
     return t_loop, t_batched
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer steps and batch sizes")
+    ap.add_argument("--quick", action="store_true", help="every other batch size, a quarter of the steps")
     ap.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: CPU, plus CUDA if present")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as the book's budgets)")
+    ap.add_argument("--loop-every", type=int, default=5, help="time every K-th run of the loop (default 5; 1: all)")
+    ap.add_argument("--per-batch", action="store_true", help="also time each batch size on its own")
     args = ap.parse_args()
+    if args.loop_every < 1:
+        ap.error("--loop-every must be >= 1")
     torch.set_num_threads(args.threads)
     devices = [lmlab.device(args.device)] if args.device else [torch.device("cpu")]
     if args.device is None and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    steps = 20 if args.quick else 50
-    batch_sizes = [1, 4, 16, 64] if args.quick else [1, 4, 16, 64, 256, 1024]
-    seeds = [0, 1, 2, 3]
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, {steps} steps, B = {batch_sizes}")
-    head = ("device", "setting", "runs", "loop s", "batched s", "speed-up", "max rel diff")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 5, 8, 10, 9, 10))))
+    print(
+        f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, the chapter's grids, loop: every "
+        f"{args.loop_every}th run timed and scaled to all"
+    )
+    head = ("device", "setting", "runs", "timed", "loop s", "batched s", "speed-up", "max rel diff")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 5, 5, 8, 10, 9, 10))))
     for dev in devices:
         total_loop = total_batched = 0.0
         for name in SETTINGS:
-            t_loop, t_batched = bench(name, dev, steps, batch_sizes, seeds)
+            t_loop, t_batched = bench(name, dev, args.quick, args.loop_every, args.per_batch)
             total_loop += t_loop
             total_batched += t_batched
         print(
-            f"{dev.type:>6} {'all':>10} {'':>5} {total_loop:>8.2f} {total_batched:>10.3f} "
+            f"{dev.type:>6} {'all':>10} {'':>5} {'':>5} {total_loop:>8.2f} {total_batched:>10.3f} "
             f"{total_loop / total_batched:>8.1f}x   (target >= 30x)"
         )
 

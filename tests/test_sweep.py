@@ -198,3 +198,31 @@ def test_mlp_teacher_has_unit_variance_and_noise_is_as_stated() -> None:
         dtype=torch.float64,
     )
     assert res.records[0]["initial_loss"] > task.noise_std**2
+
+
+@pytest.mark.parametrize("block", [None, 7])
+def test_hand_written_gradients_equal_autograd(block: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """loss_grad_grid (the sweep's hand-written backward pass, processed in blocks of rows for large batches) gives
+    the batch losses of forward_grid and the gradients autograd computes from them."""
+    from lmlab import regression
+
+    if block is not None:  # blocks of a single row of hidden activations: many blocks per batch
+        monkeypatch.setattr(regression, "_BLOCK", block)
+    g = torch.Generator().manual_seed(0)
+    L, S, B, d = 3, 2, 9, 4
+    X = torch.randn(S, B, d, generator=g, dtype=torch.float64)
+    y = torch.randn(S, B, generator=g, dtype=torch.float64)
+    for model in (LinearModel(d), MLPModel(d, 5)):
+        inits = [model.init(g) for _ in range(L * S)]
+        params = [torch.stack([i[k] for i in inits]).reshape(L, S, *inits[0][k].shape) for k in range(len(inits[0]))]
+        if isinstance(model, LinearModel):
+            params = [torch.randn(L, S, d, generator=g, dtype=torch.float64)]
+        loss, grads = model.loss_grad_grid(params, X, y)
+        leaves = [p.clone().requires_grad_(True) for p in params]
+        ref = ((model.forward_grid(leaves, X) - y) ** 2).mean(-1)
+        ref_grads = torch.autograd.grad(ref.sum(), leaves)
+        torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads, ref_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        pop = model.population_grid(params, X[0])
+        torch.testing.assert_close(pop, model.forward_grid(params, X[0].expand(S, B, d)), rtol=1e-12, atol=1e-12)

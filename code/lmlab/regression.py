@@ -13,6 +13,7 @@ with one batched matmul. Rows are examples (PyTorch's convention).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,18 +66,7 @@ class RegressionTask:
             ``[w*]`` with ``w*`` of shape ``(d,)`` for the linear teacher; ``[W, a]`` of shapes ``(d, m)`` and
             ``(m,)`` for the MLP teacher.
         """
-        g = torch.Generator().manual_seed(derive_seed(self.seed, 1))
-        d, m = self.dim, self.teacher_width
-        if self.teacher == "linear":
-            w = torch.randn(d, generator=g, dtype=torch.float64)
-            params = [w / w.norm()]
-        else:
-            W = torch.randn(d, m, generator=g, dtype=torch.float64) / d**0.5
-            a = torch.randn(m, generator=g, dtype=torch.float64)
-            probe = torch.randn(16384, d, generator=g, dtype=torch.float64)
-            a = a / (torch.tanh(probe @ W) @ a).std()
-            params = [W, a]
-        return [p.to(device=device, dtype=dtype) for p in params]
+        return [p.to(device=device, dtype=dtype, copy=True) for p in _teacher_cpu64(self)]
 
     def f_star(self, X: Tensor, params: list[Tensor]) -> Tensor:
         """The noiseless label ``f*(x)`` for inputs ``X`` of shape ``(..., d)``; returns shape ``(...)``."""
@@ -96,6 +86,21 @@ class RegressionTask:
         X = torch.randn(n, self.dim, generator=g, dtype=torch.float64)
         y = self.f_star(X, self.teacher_params(dtype=torch.float64))
         return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _teacher_cpu64(task: RegressionTask) -> tuple[Tensor, ...]:
+    """The teacher of ``task`` in float64 on the CPU, drawn once per task (the MLP teacher's scale needs a probe of
+    16384 inputs, too costly to repeat for every run)."""
+    g = torch.Generator().manual_seed(derive_seed(task.seed, 1))
+    d, m = task.dim, task.teacher_width
+    if task.teacher == "linear":
+        w = torch.randn(d, generator=g, dtype=torch.float64)
+        return (w / w.norm(),)
+    W = torch.randn(d, m, generator=g, dtype=torch.float64) / d**0.5
+    a = torch.randn(m, generator=g, dtype=torch.float64)
+    probe = torch.randn(16384, d, generator=g, dtype=torch.float64)
+    return W, a / (torch.tanh(probe @ W) @ a).std()
 
 
 class LinearModel:
@@ -119,12 +124,29 @@ class LinearModel:
         shared by the ``L`` learning rates). One batched product over seeds: ``(B, d) @ (d, L)``."""
         return torch.einsum("sbd,lsd->lsb", X, params[0])
 
+    def loss_grad_grid(self, params: list[Tensor], X: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Batch MSE ``(L, S)`` of every run of a grid and its gradient, by hand (no autograd graph).
+
+        ``w`` is ``(L, S, d)``, ``X`` is ``(S, B, d)``, ``y`` is ``(S, B)``: the residual is ``r = X w - y`` and the
+        gradient of ``mean(r^2)`` is ``(2 / B) X^T r``, one batched product over seeds for all learning rates.
+        """
+        r = self.forward_grid(params, X) - y  # (L, S, B)
+        B = X.shape[-2]
+        return r.square().mean(-1), [torch.einsum("sbd,lsb->lsd", X, r).mul_(2 / B)]
+
+    def population_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, n)`` of every run of a grid on one shared input set ``X`` ``(n, d)``."""
+        return torch.einsum("nd,lsd->lsn", X, params[0])
+
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Module`` (one run), for the reference loop."""
         m = nn.Linear(self.dim, 1, bias=False).to(device=params[0].device, dtype=params[0].dtype)
         with torch.no_grad():
             m.weight.copy_(params[0].reshape(1, -1))
         return m
+
+
+_BLOCK = 1 << 18  # hidden activations computed at a time by MLPModel.loss_grad_grid (about 1 MB in float32)
 
 
 class MLPModel:
@@ -162,6 +184,50 @@ class MLPModel:
         W1, b1, w2, b2 = params
         H = torch.relu(torch.einsum("sbd,lsdh->lsbh", X, W1) + b1.unsqueeze(-2))
         return torch.einsum("lsbh,lsh->lsb", H, w2) + b2.unsqueeze(-1)
+
+    def loss_grad_grid(self, params: list[Tensor], X: Tensor, y: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Batch MSE ``(L, S)`` of every run of a grid and its gradients, by hand (no autograd graph).
+
+        Parameters ``(L, S, ...)``, ``X`` is ``(S, B, d)``, ``y`` is ``(S, B)``. A column of ones appended to ``X``
+        carries ``b_1`` inside the first product, so the forward pass is ``Z = [X, 1] [W_1; b_1]``,
+        ``H = relu(Z)``, ``r = H w_2 + b_2 - y``; with ``g = 2 r / B`` the backward pass is ``dw_2 = H^T g``,
+        ``db_2 = sum g``, ``dZ = (g w_2^T) * [Z > 0]`` and ``[dW_1; db_1] = [X, 1]^T dZ``. The hidden activations of
+        all runs of a seed sit side by side, ``(S, B, L, h)``, so both large products are one ``(B, d + 1) @
+        (d + 1, L h)`` product per seed. A large batch is processed in blocks of rows small enough for the CPU's
+        cache (about ``2^18`` hidden activations at a time), the gradients summed over the blocks.
+        """
+        W1, b1, w2, b2 = params
+        L, S, d, h = W1.shape
+        B = X.shape[-2]
+        X1 = torch.cat([X, X.new_ones(S, B, 1)], dim=-1)  # (S, B, d + 1)
+        Wc = torch.cat([W1, b1.unsqueeze(-2)], dim=-2).permute(1, 2, 0, 3).reshape(S, d + 1, L * h)
+        w2s = w2.transpose(0, 1).unsqueeze(1)  # (S, 1, L, h)
+        b2s = b2.T.unsqueeze(1)  # (S, 1, L)
+        dW, dw2 = X.new_zeros(S, d + 1, L * h), X.new_zeros(S, L, h)
+        sq, db2 = X.new_zeros(S, L), X.new_zeros(S, L)
+        rows = max(1, _BLOCK // (S * L * h))
+        for a in range(0, B, rows):
+            Xa = X1[:, a : a + rows]
+            H = torch.bmm(Xa, Wc).relu_().view(S, -1, L, h)
+            r = (H * w2s).sum(-1).add_(b2s).sub_(y[:, a : a + rows].unsqueeze(-1))  # (S, rows, L)
+            g = r * (2 / B)
+            dw2.add_((H * g.unsqueeze(-1)).sum(1))
+            db2.add_(g.sum(1))
+            sq.add_(r.square_().sum(1))
+            dZ = torch.ops.aten.threshold_backward(g.unsqueeze(-1) * w2s, H, 0)  # (g w2^T) where Z > 0
+            dW.baddbmm_(Xa.transpose(1, 2), dZ.view(S, -1, L * h))
+        dW = dW.view(S, d + 1, L, h).permute(2, 0, 1, 3)
+        return (sq / B).T, [dW[..., :-1, :], dW[..., -1, :], dw2.transpose(0, 1), db2.T]
+
+    def population_grid(self, params: list[Tensor], X: Tensor) -> Tensor:
+        """Predictions ``(L, S, n)`` of every run of a grid on one shared input set ``X`` ``(n, d)``: the first layer
+        of all runs is a single product ``(n, d + 1) @ (d + 1, L S h)``."""
+        W1, b1, w2, b2 = params
+        L, S, d, h = W1.shape
+        X1 = torch.cat([X, X.new_ones(X.shape[0], 1)], dim=-1)
+        Wc = torch.cat([W1, b1.unsqueeze(-2)], dim=-2).permute(2, 0, 1, 3).reshape(d + 1, L * S * h)
+        H = (X1 @ Wc).relu_().view(-1, L, S, h)  # (n, L, S, h)
+        return (H * w2).sum(-1).add_(b2).permute(1, 2, 0)
 
     def module(self, params: list[Tensor]) -> nn.Module:
         """The same model as a plain ``nn.Sequential`` (one run), for the reference loop."""

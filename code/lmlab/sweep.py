@@ -2,14 +2,17 @@
 
 :func:`sweep` trains every run of a grid at once. The parameters of the ``L x S`` runs (learning rates x seeds)
 that share a batch size are stacked along leading axes ``(L, S, ...)``; one batched forward pass, one backward
-pass of the summed losses (the runs do not interact, so each run receives its own gradient) and one vectorised
-update advance all of them by a step. The Python loop runs over steps and over the ``K`` batch sizes (whose
-tensors differ in shape), never over the ``L x S x K`` runs. :func:`train_one` is the plain reference: one run,
-an ``nn.Module`` and ``torch.optim``, fed the very same data; the tests check that both agree.
+pass written by hand (``loss_grad_grid`` of the models in :mod:`lmlab.regression`: the runs do not interact, so
+each run receives its own gradient, and the ``L`` runs of a seed share one matrix product with their batch) and one
+vectorised in-place update advance all of them by a step. The data of many steps is drawn at once. The Python loop
+runs over steps and over the ``K`` batch sizes (whose tensors differ in shape), never over the ``L x S x K`` runs.
+:func:`train_one` is the plain reference: one run, an ``nn.Module`` and ``torch.optim``, fed the very same data;
+the tests check that both agree.
 
-Runs that diverge (a non-finite loss, or a loss above ``diverge_factor`` times the initial one) are frozen and
-marked: their records carry ``diverged=True`` and ``loss=nan``, and :func:`summarize` averages only the runs that
-did not diverge, counting the others.
+Runs that diverge (a non-finite loss, or a loss above ``diverge_factor`` times the initial one) are marked: their
+records carry ``diverged=True`` and ``loss=nan``, their curves turn ``nan`` from then on, and :func:`summarize`
+averages only the runs that did not diverge, counting the others. The check runs once, after the last step, on
+every loss each run met; until then a diverged run keeps computing in its own columns, which no other run reads.
 
 Results are tidy: a list of records, one dict per run (see :class:`SweepResult`).
 """
@@ -109,6 +112,30 @@ def _draw(
     return X.to(device), eps.to(device)
 
 
+_CHUNK = 1 << 22  # numbers of data drawn at once (S seeds x B examples x (d + 1) x steps)
+
+
+def _draw_steps(
+    task: RegressionTask,
+    gens: list[torch.Generator],
+    B: int,
+    n: int,
+    teacher: list[Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    """The next ``n`` steps of data of every seed at once: inputs ``(n, S, B, d)`` and labels ``(n, S, B)``, the
+    same numbers that :func:`_draw` gives step by step (drawn on the CPU, moved once)."""
+    X = torch.empty(n, len(gens), B, task.dim, dtype=dtype)
+    e = torch.empty(n, len(gens), B, dtype=dtype)
+    for k in range(n):
+        for j, g in enumerate(gens):
+            torch.randn(B, task.dim, generator=g, out=X[k, j])
+            torch.randn(B, generator=g, out=e[k, j])
+    X = X.to(device)
+    return X, task.f_star(X, teacher) + task.noise_std * e.to(device)
+
+
 def _test_loss(
     task: RegressionTask, model: Model, params: list[Tensor], teacher: list[Tensor], test: tuple[Tensor, Tensor]
 ) -> Tensor:
@@ -118,7 +145,7 @@ def _test_loss(
         return ((params[0] - teacher[0]) ** 2).sum(-1) + task.noise_std**2
     X, f = test
     if params[0].dim() > 2 and X.dim() == 2:  # a grid (L, S, ...): the held-out set is shared by every run
-        pred = model.forward_grid(params, X.expand(params[0].shape[1], *X.shape))
+        pred = model.population_grid(params, X)
     else:
         pred = model.forward(params, X)
     return ((pred - f) ** 2).mean(-1) + task.noise_std**2
@@ -215,7 +242,7 @@ def sweep(
         target: a population loss; records then carry the (fractional) steps needed to reach it.
         n_test: held-out points for the population loss (unused for a linear model on a linear teacher: exact).
         diverge_factor: a run whose training or population loss exceeds this factor times its initial population
-            loss, or is not finite, is marked diverged and frozen.
+            loss, or is not finite, is marked diverged; its later losses are dropped.
         device: default :func:`lmlab.device`. dtype: the runs' float type.
 
     Raises:
@@ -259,32 +286,29 @@ def sweep(
         state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if optimizer == "adam" else []
         gens = [_generator(s, B) for s in seed_list]
         loss0 = _test_loss(task, model, params, teacher, test)
-        limit = diverge_factor * loss0
-        active = torch.ones(L, S, dtype=torch.bool, device=dev)
-        diverged_at = torch.full((L, S), -1, dtype=torch.long, device=dev)
+        # every loss a run meets, in order: (training loss of step t, population loss after step t), t = 1..T; a run
+        # diverges at its first loss that is not finite or exceeds the limit. Checked once, after the last step:
+        # a diverged run keeps computing (on its own columns only: nothing mixes runs) and its numbers are dropped.
+        checks = torch.zeros(2 * T, L, S, device=dev, dtype=dtype)
         stamps, losses = [0], [loss0]
-        for t in range(1, T + 1):
-            draws = [_draw(task, g, B, dev, dtype) for g in gens]
-            X = torch.stack([x for x, _ in draws])  # (S, B, d), shared by the L learning rates
-            y = task.f_star(X, teacher) + task.noise_std * torch.stack([e for _, e in draws])  # (S, B)
-            for p in params:
-                p.requires_grad_(True)
-            batch_loss = ((model.forward_grid(params, X) - y) ** 2).mean(-1)  # (L, S)
-            grads = torch.autograd.grad(torch.where(active, batch_loss, 0.0).sum(), params)
-            with torch.no_grad():
-                now = active & torch.isfinite(batch_loss) & (batch_loss <= limit)
-                diverged_at = torch.where(active & ~now, t - 1, diverged_at)
-                active = now
-                new = _update(params, grads, state, lr, t, optimizer, betas, eps)
-                params = [torch.where(_expand(active, p), q, p).detach() for p, q in zip(params, new)]
+        chunk = max(1, _CHUNK // (S * B * (task.dim + 1)))  # steps whose data is drawn in one go
+        with torch.no_grad():
+            for t in range(1, T + 1):
+                if (t - 1) % chunk == 0:
+                    Xs, ys = _draw_steps(task, gens, B, min(chunk, T - t + 1), teacher, dev, dtype)
+                X, y = Xs[(t - 1) % chunk], ys[(t - 1) % chunk]  # (S, B, d) and (S, B), shared by the L lrs
+                checks[2 * t - 2], grads = model.loss_grad_grid(params, X, y)  # (L, S) and one gradient per param
+                _update(params, grads, state, lr, t, optimizer, betas, eps)
                 if t % eval_every == 0 or t == T:
-                    pop = _test_loss(task, model, params, teacher, test)
-                    now = active & torch.isfinite(pop) & (pop <= limit)
-                    diverged_at = torch.where(active & ~now, t, diverged_at)
-                    active = now
+                    checks[2 * t - 1] = pop = _test_loss(task, model, params, teacher, test)
                     stamps.append(t)
-                    losses.append(torch.where(active, pop, float("nan")))
-        curve = torch.stack(losses).double().cpu().numpy()  # (n_eval, L, S)
+                    losses.append(pop)
+        bad = ~torch.isfinite(checks) | (checks > diverge_factor * loss0)
+        first = torch.where(bad.any(0), bad.int().argmax(0), 2 * T)  # (L, S): index of the first bad loss
+        diverged_at = torch.where(first < 2 * T, (first + 1) // 2, -1)  # loss 2t - 2 -> step t - 1, 2t - 1 -> t
+        stamp_idx = 2 * torch.tensor(stamps, device=dev) - 1  # where the population loss at each stamp sits
+        losses = torch.where(stamp_idx.reshape(-1, 1, 1) < first, torch.stack(losses), float("nan"))
+        curve = losses.double().cpu().numpy()  # (n_eval, L, S)
         steps_arr = np.array(stamps)
         eval_steps[B], curves[B] = steps_arr, curve
         div_at = diverged_at.cpu().numpy()
@@ -318,26 +342,27 @@ def _expand(mask: Tensor, p: Tensor) -> Tensor:
 
 def _update(
     params: list[Tensor],
-    grads: tuple[Tensor, ...],
+    grads: list[Tensor],
     state: list[tuple[Tensor, Tensor]],
     lr: Tensor,
     t: int,
     optimizer: str,
     betas: tuple[float, float],
     eps: float,
-) -> list[Tensor]:
-    """One SGD or Adam step of every run; ``lr`` has shape ``(L, 1)`` and broadcasts over seeds."""
+) -> None:
+    """One SGD or Adam step of every run, in place; ``lr`` has shape ``(L, 1)`` and broadcasts over seeds. Adam
+    follows ``torch.optim.Adam`` operation by operation (so the runs agree with it to rounding)."""
     if optimizer == "sgd":
-        return [p - _expand(lr, p) * g for p, g in zip(params, grads)]
+        for p, g in zip(params, grads):
+            p.sub_(_expand(lr, p) * g)
+        return
     b1, b2 = betas
-    out = []
+    step = lr / (1 - b1**t)
     for p, g, (m, v) in zip(params, grads, state):
-        g = torch.nan_to_num(g)  # frozen (diverged) runs may hold inf; their updates are discarded
-        m.mul_(b1).add_(g, alpha=1 - b1)
+        m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
         denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(eps)
-        out.append(p - _expand(lr, p) / (1 - b1**t) * m / denom)
-    return out
+        p.sub_(_expand(step, p) * m / denom)
 
 
 # ---------------------------------------------------------------------------------------------------------------
