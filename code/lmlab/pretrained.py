@@ -38,6 +38,7 @@ from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, pars
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.prompt_data import ModularInContext, StyledArithmetic
 from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 
@@ -180,6 +181,73 @@ register(
         },
         seed=0,
         target=">= 98% exact answers on the 500 held-out questions (greedy decoding, parse_answer)",
+    )
+)
+
+_STYLED = {"seed": 0, "p_worked": 0.5, "p_hint": 0.75, "p_quick": 0.25}
+register(
+    Recipe(
+        name="arithmetic-styles",
+        description=(
+            "The 2-layer model of 'arithmetic-cot' (MLPs, LayerNorm, character level, no BOS) trained on "
+            "lmlab.prompt_data.StyledArithmetic: the same word problems answered either with a worked chain of "
+            "thought ending 'Final answer: N\\n' (3/4 of them introduced by 'Show ') or tersely ' N\\n' (1/4 "
+            "introduced by 'Quick'). Without a prompt it answers tersely; a prompt has to ask for the worked style. Used by the "
+            "soft-prompting chapter."
+        ),
+        model=ModelConfig(
+            n_vocab=arithmetic_tokenizer().n_vocab,
+            n_ctx=StyledArithmetic(**_STYLED).max_len,
+            d_model=64,
+            n_layers=2,
+            n_heads=4,
+            d_mlp=256,
+            layer_norm=True,
+        ),
+        make_task=StyledArithmetic,
+        task=_STYLED,
+        fingerprint=ArithmeticTask(**_ARITH).fingerprint,
+        train={
+            "steps": 800,
+            "batch": 16,
+            "lr": 0.01,
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "warmup": 30,
+            "weight_decay": 0.01,
+        },
+        seed=0,
+        target=(
+            ">= 95% exact answers on the held-out questions behind the hint 'Show ' and < 10% with no prompt "
+            "(the terse style has no 'Final answer:')"
+        ),
+    )
+)
+
+_MODULAR = {"p": 17, "n_pairs": 5, "n_heldout": 4, "seed": 0}
+register(
+    Recipe(
+        name="modular-icl",
+        description=(
+            "A 2-layer transformer with MLPs and LayerNorm trained on lmlab.prompt_data.ModularInContext: "
+            "sequences x1 y1 x2 y2 ... of one task y = (x + k) mod 17, a fresh k per sequence and never given. "
+            "It infers k from the pairs it has seen; before the first pair only a prompt can tell it. Used for "
+            "meta-learning a soft prompt's start in the soft-prompting chapter."
+        ),
+        model=ModelConfig(n_vocab=17, n_ctx=12, d_model=64, n_layers=2, n_heads=4, d_mlp=256, layer_norm=True),
+        make_task=ModularInContext,
+        task=_MODULAR,
+        train={
+            "steps": 1500,
+            "batch": 64,
+            "lr": 0.003,
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "warmup": 50,
+            "weight_decay": 0.01,
+        },
+        seed=0,
+        target=">= 95% accuracy on the second and later answers of a sequence (k inferred in context)",
     )
 )
 
