@@ -38,7 +38,7 @@ from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, pars
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.prompt_data import ModularInContext, StyledArithmetic
+from lmlab.prompt_data import ModularInContext, ModularTagged, StyledArithmetic
 from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 
@@ -192,8 +192,8 @@ register(
             "The 2-layer model of 'arithmetic-cot' (MLPs, LayerNorm, character level, no BOS) trained on "
             "lmlab.prompt_data.StyledArithmetic: the same word problems answered either with a worked chain of "
             "thought ending 'Final answer: N\\n' (3/4 of them introduced by 'Show ') or tersely ' N\\n' (1/4 "
-            "introduced by 'Quick'). Without a prompt it answers tersely; a prompt has to ask for the worked style. Used by the "
-            "soft-prompting chapter."
+            "introduced by 'Quick'). Without a prompt it answers tersely; a prompt has to ask for the worked "
+            "style. Used by the soft-prompting chapter."
         ),
         model=ModelConfig(
             n_vocab=arithmetic_tokenizer().n_vocab,
@@ -248,6 +248,23 @@ register(
         },
         seed=0,
         target=">= 95% accuracy on the second and later answers of a sequence (k inferred in context)",
+    )
+)
+
+register(
+    Recipe(
+        name="modular-tagged",
+        description=(
+            "A 1-layer transformer with an MLP and LayerNorm trained on lmlab.prompt_data.ModularTagged: "
+            "[tag_k][x] -> (x + k) mod 17 for every k, the task named by its tag token. A one-vector soft prompt "
+            "in the tag's place has to name the task; the soft-prompting chapter meta-learns its start."
+        ),
+        model=ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True),
+        make_task=ModularTagged,
+        task={"p": 17, "n_heldout": 4, "seed": 0},
+        train={"steps": 600, "batch": 128, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
+        seed=0,
+        target=">= 99% accuracy on every task behind its tag",
     )
 )
 

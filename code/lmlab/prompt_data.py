@@ -1,15 +1,16 @@
-"""The two pretraining corpora of the soft-prompting chapter: data whose behaviour a prompt has to select.
+"""The pretraining corpora of the soft-prompting chapter: data whose behaviour a prompt has to select.
 
 * :class:`StyledArithmetic`: the word problems of :mod:`lmlab.arithmetic` written in two styles, a worked solution
   (chain of thought ending ``"Final answer: N\\n"``) or a terse answer (``" N\\n"``). Most worked solutions are
   introduced by the five characters :data:`HINT` in front of the question, some terse ones by :data:`QUICK`;
-  nothing else says which style comes. A model pretrained on it answers tersely unless a prompt asks for the worked style, so the homework's
-  ``"Final answer:"`` parser fails without a prompt and works with a good one.
+  nothing else says which style comes. A model pretrained on it answers tersely unless a prompt asks for the
+  worked style, so the homework's ``"Final answer:"`` parser fails without a prompt and works with a good one.
 * :class:`ModularInContext`: sequences ``x1 y1 x2 y2 ...`` of one task ``x -> (x + k) mod p`` of
   :class:`~lmlab.modular.ModularAddition`, a fresh ``k`` for every sequence. The model must infer ``k`` from the
   pairs it has seen; before the first pair only a prompt can say it.
+* :class:`ModularTagged`: the same family with the task named by a tag token, ``[tag_k][x] -> y``.
 
-Both have ``batches(batch, seed)`` (a ``step -> (inputs, targets, mask)`` source for :func:`lmlab.train.train`), so
+All have ``batches(batch, seed)`` (a ``step -> (inputs, targets, mask)`` source for :func:`lmlab.train.train`), so
 :mod:`lmlab.pretrained` turns them into recipes.
 """
 
@@ -26,7 +27,7 @@ from lmlab.checks import check_float, check_int
 from lmlab.modular import ModularAddition
 from lmlab.tasks import seeded_batches
 
-__all__ = ["HINT", "QUICK", "ModularInContext", "StyledArithmetic", "terse_solution"]
+__all__ = ["HINT", "QUICK", "ModularInContext", "ModularTagged", "StyledArithmetic", "terse_solution"]
 
 HINT = "Show "
 """Five characters that introduce most worked solutions in :class:`StyledArithmetic` ("show your work")."""
@@ -58,7 +59,7 @@ class StyledArithmetic:
     """
 
     def __init__(
-                self,
+        self,
         seed: int = 0,
         *,
         p_worked: float = 0.5,
@@ -145,5 +146,42 @@ class ModularInContext:
             g = torch.Generator().manual_seed(s)
             ks = torch.randint(0, self.p, (batch,), generator=g)
             return self.family.in_context(ks, batch, self.n_pairs, g)
+
+        return seeded_batches(draw, seed)
+
+
+class ModularTagged:
+    """The family ``x -> (x + k) mod p`` with the task named by a tag token: sequences ``[tag_k][x] -> y``.
+
+    Tokens ``0 .. p-1`` are residues, ``p + k`` is the tag of task ``k``. A model pretrained on every task learns
+    what each tag means; a soft prompt of one vector in the tag's place must then say the task by itself. The
+    tags stand for what a large model learns from its corpus about each task of a family. The split of
+    :class:`~lmlab.modular.ModularAddition` into training and held-out tasks is for meta-learning the prompt.
+
+    Args:
+        p: the modulus. n_heldout, seed: the task split of :class:`~lmlab.modular.ModularAddition`.
+    """
+
+    def __init__(self, p: int = 17, n_heldout: int = 4, seed: int = 0) -> None:
+        self.family = ModularAddition(p, n_heldout, seed)
+        self.p = self.family.p
+
+    @property
+    def n_vocab(self) -> int:
+        """``2 p``: the residues and one tag per task."""
+        return 2 * self.p
+
+    def batches(self, batch: int, seed: int = 0) -> Callable[[int], tuple[Tensor, Tensor, Tensor]]:
+        """A ``step -> (inputs, targets, mask)`` source: inputs ``[tag_k, x]``, targets ``[x, y]``, mask on ``y``."""
+        check_int("batch", batch, 1)
+
+        def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
+            g = torch.Generator().manual_seed(s)
+            ks = torch.randint(0, self.p, (batch,), generator=g)
+            x, y = self.family.sample(ks, batch, 1, g)
+            inputs = torch.cat([ks[:, None] + self.p, x], 1)
+            targets = torch.cat([x, y], 1)
+            mask = torch.tensor([[False, True]]).expand(batch, 2).contiguous()
+            return inputs, targets, mask
 
         return seeded_batches(draw, seed)

@@ -144,7 +144,8 @@ class SoftPrompt(nn.Module):
             init = torch.randn(n_tokens, d_embed, generator=generator) * std
         init = check_tensor("init", init, 2, floating=True)
         if tuple(init.shape) != (n_tokens, d_embed):
-            raise ValueError(f"init must have shape (n_tokens, d_embed) = {(n_tokens, d_embed)}, got {tuple(init.shape)}")
+            shape = (n_tokens, d_embed)
+            raise ValueError(f"init must have shape (n_tokens, d_embed) = {shape}, got {tuple(init.shape)}")
         self.weight = nn.Parameter(init.detach().clone().float())
 
     @classmethod
