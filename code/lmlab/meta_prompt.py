@@ -1,7 +1,7 @@
 """Meta-learning the starting point of a soft prompt: MAML (first and second order) and Reptile.
 
 The setting is part (d) of the homework's soft-prompting problem: a frozen model pretrained on a family of tasks
-(here :class:`~lmlab.prompt_data.ModularInContext`, ``x -> (x + k) mod p`` with ``k`` never given), one soft prompt
+(here :class:`~lmlab.prompt_data.ModularTagged`, ``x -> (x + k) mod p``, the task named only by the prompt), one soft prompt
 per task, and a shared start ``phi`` ``(P, d_model)`` from which a few gradient steps on a few examples should
 reach a good prompt for a task never seen in meta-training.
 

@@ -38,7 +38,7 @@ from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, pars
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.prompt_data import ModularInContext, ModularTagged, StyledArithmetic
+from lmlab.prompt_data import ModularTagged, StyledArithmetic
 from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 
@@ -218,38 +218,12 @@ register(
         },
         seed=0,
         target=(
-            ">= 95% exact answers on the held-out questions behind the hint 'Show ' and < 10% with no prompt "
-            "(the terse style has no 'Final answer:')"
+            "< 10% exact answers ('Final answer:' parser) on held-out questions with no prompt (it answers "
+            "tersely); about half behind the hint 'Show ' (measured 55% on 200 held-out questions)"
         ),
     )
 )
 
-_MODULAR = {"p": 17, "n_pairs": 5, "n_heldout": 4, "seed": 0}
-register(
-    Recipe(
-        name="modular-icl",
-        description=(
-            "A 2-layer transformer with MLPs and LayerNorm trained on lmlab.prompt_data.ModularInContext: "
-            "sequences x1 y1 x2 y2 ... of one task y = (x + k) mod 17, a fresh k per sequence and never given. "
-            "It infers k from the pairs it has seen; before the first pair only a prompt can tell it. Used for "
-            "meta-learning a soft prompt's start in the soft-prompting chapter."
-        ),
-        model=ModelConfig(n_vocab=17, n_ctx=12, d_model=64, n_layers=2, n_heads=4, d_mlp=256, layer_norm=True),
-        make_task=ModularInContext,
-        task=_MODULAR,
-        train={
-            "steps": 1500,
-            "batch": 64,
-            "lr": 0.003,
-            "optimizer": "adamw",
-            "schedule": "cosine",
-            "warmup": 50,
-            "weight_decay": 0.01,
-        },
-        seed=0,
-        target=">= 95% accuracy on the second and later answers of a sequence (k inferred in context)",
-    )
-)
 
 register(
     Recipe(
@@ -264,7 +238,10 @@ register(
         task={"p": 17, "n_heldout": 4, "seed": 0},
         train={"steps": 600, "batch": 128, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
         seed=0,
-        target=">= 99% accuracy on every task behind its tag",
+        target=(
+            "a one-vector prompt tuned on 8 examples of a held-out task beats no prompt by >= 50 points of "
+            "accuracy (tests/test_prompting.py trains a smaller copy)"
+        ),
     )
 )
 

@@ -5,10 +5,8 @@
   introduced by the five characters :data:`HINT` in front of the question, some terse ones by :data:`QUICK`;
   nothing else says which style comes. A model pretrained on it answers tersely unless a prompt asks for the
   worked style, so the homework's ``"Final answer:"`` parser fails without a prompt and works with a good one.
-* :class:`ModularInContext`: sequences ``x1 y1 x2 y2 ...`` of one task ``x -> (x + k) mod p`` of
-  :class:`~lmlab.modular.ModularAddition`, a fresh ``k`` for every sequence. The model must infer ``k`` from the
-  pairs it has seen; before the first pair only a prompt can say it.
-* :class:`ModularTagged`: the same family with the task named by a tag token, ``[tag_k][x] -> y``.
+* :class:`ModularTagged`: the family ``x -> (x + k) mod p`` of :class:`~lmlab.modular.ModularAddition` with the
+  task named by a tag token, ``[tag_k][x] -> y``; a soft prompt in the tag's place must name the task.
 
 All have ``batches(batch, seed)`` (a ``step -> (inputs, targets, mask)`` source for :func:`lmlab.train.train`), so
 :mod:`lmlab.pretrained` turns them into recipes.
@@ -27,7 +25,7 @@ from lmlab.checks import check_float, check_int
 from lmlab.modular import ModularAddition
 from lmlab.tasks import seeded_batches
 
-__all__ = ["HINT", "QUICK", "ModularInContext", "ModularTagged", "StyledArithmetic", "terse_solution"]
+__all__ = ["HINT", "QUICK", "ModularTagged", "StyledArithmetic", "terse_solution"]
 
 HINT = "Show "
 """Five characters that introduce most worked solutions in :class:`StyledArithmetic` ("show your work")."""
@@ -110,42 +108,6 @@ class StyledArithmetic:
                 worked = rng.random() < self.p_worked
                 docs.append(self.document(p, worked, rng.random() < (self.p_hint if worked else self.p_quick)))
             return self.encode(docs, self.max_len - 1)
-
-        return seeded_batches(draw, seed)
-
-
-class ModularInContext:
-    """In-context sequences of the family ``x -> (x + k) mod p``, with ``k`` drawn afresh for every sequence.
-
-    Every ``k`` of the family occurs in pretraining (the model must be able to do every task); which ``k`` a
-    sequence uses is never given, only shown by its pairs. The split of :class:`~lmlab.modular.ModularAddition`
-    into training and held-out tasks is for meta-learning the prompt, not for pretraining.
-
-    Args:
-        p: the modulus (tokens are ``0 .. p-1``).
-        n_pairs: pairs per sequence (the sequence has ``2 n_pairs - 1`` inputs).
-        n_heldout, seed: the task split of :class:`~lmlab.modular.ModularAddition`.
-    """
-
-    def __init__(self, p: int = 17, n_pairs: int = 5, n_heldout: int = 4, seed: int = 0) -> None:
-        self.family = ModularAddition(p, n_heldout, seed)
-        self.p = self.family.p
-        self.n_pairs = check_int("n_pairs", n_pairs, 1)
-
-    @property
-    def max_len(self) -> int:
-        """The input length of one sequence, ``2 n_pairs - 1``."""
-        return 2 * self.n_pairs - 1
-
-    def batches(self, batch: int, seed: int = 0) -> Callable[[int], tuple[Tensor, Tensor, Tensor]]:
-        """A ``step -> (inputs, targets, mask)`` source (see :meth:`~lmlab.modular.ModularAddition.in_context`);
-        the mask is True on every ``y`` target."""
-        check_int("batch", batch, 1)
-
-        def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
-            g = torch.Generator().manual_seed(s)
-            ks = torch.randint(0, self.p, (batch,), generator=g)
-            return self.family.in_context(ks, batch, self.n_pairs, g)
 
         return seeded_batches(draw, seed)
 
