@@ -1,9 +1,9 @@
 """Meta-learning the starting point of a soft prompt: MAML (first and second order) and Reptile.
 
 The setting is part (d) of the homework's soft-prompting problem: a frozen model pretrained on a family of tasks
-(here :class:`~lmlab.prompt_data.ModularTagged`, ``x -> (x + k) mod p``, the task named only by the prompt), one soft prompt
-per task, and a shared start ``phi`` ``(P, d_model)`` from which a few gradient steps on a few examples should
-reach a good prompt for a task never seen in meta-training.
+(here :class:`~lmlab.prompt_data.ModularTagged`, ``x -> (x + k) mod p``, the task named only by the prompt), one
+soft prompt per task, and a shared start ``phi`` ``(P, d_model)`` from which a few gradient steps on a few
+examples should reach a good prompt for a task never seen in meta-training.
 
 A task's data are single pairs: the model reads ``[prompt][x]`` and must answer ``y = (x + k) mod p`` at the last
 position. The inner loop is plain gradient descent on the prompt (step ``alpha``) over a support set; MAML moves
