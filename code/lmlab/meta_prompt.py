@@ -13,6 +13,7 @@ derivatives, Reptile moves ``phi`` towards the adapted prompt (Nichol et al. 201
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -26,12 +27,16 @@ from lmlab.prompting import prompted_logits
 __all__ = [
     "adapt",
     "adaptation_curve",
+    "finetune",
     "hard_prompt",
     "maml",
+    "mean_adaptation_curve",
     "pair_accuracy",
+    "pairs_accuracy",
     "pair_loss",
     "reptile",
     "sample_pairs",
+    "tune_prompt",
     "tune_prompts",
 ]
 
@@ -48,6 +53,13 @@ def pair_accuracy(model: TinyTransformer, prompt: Tensor, k: int, p: int) -> flo
     x = torch.arange(p, device=model.device)
     pred = prompted_logits(model, prompt, x[:, None])[:, -1].argmax(-1)
     return float((pred == (x + k) % p).float().mean())
+
+
+@torch.no_grad()
+def pairs_accuracy(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor) -> float:
+    """Fraction of the pairs ``(x, y)`` (``(batch,)`` each) whose greedy answer behind ``prompt`` is ``y``."""
+    pred = prompted_logits(model, prompt, x.to(model.device)[:, None])[:, -1].argmax(-1)
+    return float((pred == y.to(model.device)).float().mean())
 
 
 def sample_pairs(k: int, p: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -220,3 +232,70 @@ def adaptation_curve(
         w = adapt(model, w, support, steps=1, lr=lr)
         curve.append(pair_accuracy(model, w.detach(), k, p))
     return curve
+
+
+def tune_prompt(
+    model: TinyTransformer, start: Tensor, support: tuple[Tensor, Tensor], *, steps: int = 150, lr: float = 0.05
+) -> Tensor:
+    """A prompt ``(P, d_model)`` tuned with Adam from ``start`` on the pairs ``support``; the model is untouched."""
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    x, y = support
+    w = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        pair_loss(model, w, x, y).backward()
+        opt.step()
+    return w.detach()
+
+
+def finetune(
+    model: TinyTransformer,
+    start: Tensor,
+    support: tuple[Tensor, Tensor],
+    *,
+    steps: int = 150,
+    lr: float = 0.01,
+) -> tuple[TinyTransformer, Tensor]:
+    """Full fine-tuning: a copy of ``model`` with every weight trained (Adam), together with a prompt from
+    ``start``, on the pairs ``support``. Returns ``(tuned copy, tuned prompt)``; ``model`` itself is untouched."""
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    tuned = copy.deepcopy(model)
+    for q in tuned.parameters():
+        q.requires_grad_(True)
+    x, y = support
+    w = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([*tuned.parameters(), w], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        pair_loss(tuned, w, x, y).backward()
+        opt.step()
+    for q in tuned.parameters():
+        q.requires_grad_(False)
+    return tuned.eval(), w.detach()
+
+
+def mean_adaptation_curve(
+    model: TinyTransformer,
+    start: Tensor,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    seeds: Sequence[int],
+    steps: int,
+    lr: float = 1.0,
+    n_support: int = 4,
+) -> Tensor:
+    """:func:`adaptation_curve` averaged over ``tasks`` and ``seeds`` (each seed draws new support sets):
+    a tensor ``(steps + 1,)``."""
+    if len(tasks) == 0 or len(seeds) == 0:
+        raise ValueError("tasks and seeds must each hold at least one entry")
+    total = torch.zeros(steps + 1)
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        for k in tasks:
+            curve = adaptation_curve(model, start, k, p, steps=steps, lr=lr, n_support=n_support, generator=g)
+            total += torch.tensor(curve)
+    return total / (len(tasks) * len(seeds))

@@ -184,16 +184,16 @@ register(
     )
 )
 
-_STYLED = {"seed": 0, "p_worked": 0.5, "p_hint": 0.75, "p_quick": 0.25}
+_STYLED = {"seed": 0, "p_worked": 0.75, "p_hint": 1.0, "p_quick": 0.25}
 register(
     Recipe(
         name="arithmetic-styles",
         description=(
             "The 2-layer model of 'arithmetic-cot' (MLPs, LayerNorm, character level, no BOS) trained on "
             "lmlab.prompt_data.StyledArithmetic: the same word problems answered either with a worked chain of "
-            "thought ending 'Final answer: N\\n' (3/4 of them introduced by 'Show ') or tersely ' N\\n' (1/4 "
-            "introduced by 'Quick'). Without a prompt it answers tersely; a prompt has to ask for the worked "
-            "style. Used by the soft-prompting chapter."
+            "thought ending 'Final answer: N\\n' (3/4 of the documents, all introduced by 'Show ') or tersely "
+            "' N\\n' (1/4, a quarter of them introduced by 'Quick'). Without a prompt it answers tersely; a "
+            "prompt has to ask for the worked style. Used by the soft-prompting chapter."
         ),
         model=ModelConfig(
             n_vocab=arithmetic_tokenizer().n_vocab,
@@ -208,7 +208,7 @@ register(
         task=_STYLED,
         fingerprint=ArithmeticTask(**_ARITH).fingerprint,
         train={
-            "steps": 800,
+            "steps": 600,
             "batch": 16,
             "lr": 0.01,
             "optimizer": "adamw",
@@ -219,7 +219,7 @@ register(
         seed=0,
         target=(
             "< 10% exact answers ('Final answer:' parser) on held-out questions with no prompt (it answers "
-            "tersely); about half behind the hint 'Show ' (measured 55% on 200 held-out questions)"
+            "tersely); >= 90% behind the hint 'Show ' (measured 97% on 200 held-out questions)"
         ),
     )
 )
@@ -236,9 +236,10 @@ register(
         model=ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True),
         make_task=ModularTagged,
         task={"p": 17, "n_heldout": 4, "seed": 0},
-        train={"steps": 600, "batch": 128, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
+        train={"steps": 1500, "batch": 128, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
         seed=0,
         target=(
+            ">= 85% accuracy on every task behind its own tag (measured mean 97.6%, lowest 88%); "
             "a one-vector prompt tuned on 8 examples of a held-out task beats no prompt by >= 50 points of "
             "accuracy (tests/test_prompting.py trains a smaller copy)"
         ),
