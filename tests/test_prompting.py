@@ -168,3 +168,30 @@ def test_trained_prompt_beats_no_prompt_on_heldout_task():
     no_prompt = float((model(xs[:, None])[:, -1].argmax(-1) == (xs + k) % 17).float().mean())
     tuned = mp.pair_accuracy(model, w.detach(), k, 17)
     assert tuned >= no_prompt + 0.5, (tuned, no_prompt)
+
+
+def test_finetune_copies_and_tune_prompt_leaves_model_untouched():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    digest = pr.state_digest(model)
+    support = mp.sample_pairs(3, 17, 8, torch.Generator().manual_seed(0))
+    start = torch.zeros(1, model.cfg.d_model)
+    w = mp.tune_prompt(model, start, support, steps=20)
+    tuned, w_ft = mp.finetune(model, start, support, steps=20)
+    assert pr.state_digest(model) == digest
+    assert pr.state_digest(tuned) != digest
+    assert not torch.equal(w, start) and not torch.equal(w_ft, start)
+    # fitting 8 pairs with every weight free reaches them all
+    tuned, w_ft = mp.finetune(model, start, support, steps=150)
+    assert mp.pairs_accuracy(tuned, w_ft, *support) == 1.0
+
+
+def test_mean_adaptation_curve_averages_single_curves():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    start = torch.zeros(1, model.cfg.d_model)
+    mean = mp.mean_adaptation_curve(model, start, [1, 2], 17, seeds=[5], steps=2, lr=0.5)
+    g = torch.Generator().manual_seed(5)
+    ref = [mp.adaptation_curve(model, start, k, 17, steps=2, lr=0.5, generator=g) for k in (1, 2)]
+    assert mean.shape == (3,)
+    assert torch.allclose(mean, torch.tensor(ref).mean(0), atol=TOL)
+    with pytest.raises(ValueError):
+        mp.mean_adaptation_curve(model, start, [], 17, seeds=[5], steps=2)
