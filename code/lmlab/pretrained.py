@@ -286,8 +286,10 @@ def info(name: str) -> dict[str, Any]:
 def task(name: str) -> Any:
     """The task a recipe was trained on, built afresh: ``make_task(**task)``. For the book's recipes a
     :class:`~lmlab.tasks.BigramLanguage` (``"bigram-zero"``), a :class:`~lmlab.tasks.RepeatedSequences`
-    (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on) and an
-    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``)."""
+    (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on), an
+    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``), a
+    :class:`~lmlab.prompt_data.StyledArithmetic` (``"arithmetic-styles"``) and a
+    :class:`~lmlab.prompt_data.ModularTagged` (``"modular-tagged"``)."""
     r = _recipe(name)
     return r.make_task(**r.task)
 
@@ -402,7 +404,8 @@ def load(
     calls read that file. A damaged or foreign file triggers a warning and a retrain.
 
     Args:
-        name: ``"bigram-zero"``, ``"induction-2l"`` or ``"arithmetic-cot"``.
+        name: one of :func:`recipes` (``"bigram-zero"``, ``"induction-2l"``, ``"arithmetic-cot"``,
+            ``"arithmetic-styles"``, ``"modular-tagged"``).
         cache_dir: where to cache (default ``$LMLAB_CACHE`` or ``~/.cache/lmlab``).
         retrain: train afresh even if a valid cache file exists (and overwrite it).
         device: where the model goes (default :func:`lmlab.device`).
