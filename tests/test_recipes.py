@@ -51,3 +51,23 @@ def test_digits_vgg_classifies_held_out_digits() -> None:
     model = pretrained.load("digits-vgg", device="cpu")
     digits = pretrained.task("digits-vgg")
     assert accuracy(model, digits.x_test, digits.y_test) >= 0.98  # the recipe's stated target
+
+
+def test_arithmetic_styles_needs_a_prompt() -> None:
+    from lmlab import prompting
+    from lmlab.prompt_data import HINT
+
+    model = pretrained.load("arithmetic-styles", device="cpu")
+    task = pretrained.task("arithmetic-styles")
+    probs = task.heldout[:200]
+    assert prompting.accuracy(model, None, probs, task.tokenizer) < 0.1
+    assert prompting.accuracy(model, None, probs, task.tokenizer, prefix=HINT) >= 0.9
+
+
+def test_modular_tagged_knows_every_task_by_its_tag() -> None:
+    from lmlab import meta_prompt
+
+    model = pretrained.load("modular-tagged", device="cpu")
+    p = pretrained.task("modular-tagged").p
+    acc = [meta_prompt.pair_accuracy(model, meta_prompt.hard_prompt(model, [p + k]), k, p) for k in range(p)]
+    assert min(acc) >= 0.85

@@ -12,6 +12,9 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.arithmetic``: arithmetic word problems with a chain of thought, their tokenizer and answer parser.
 - ``lmlab.modular``: the modular-addition task family (``x -> x + k mod p``) for meta-learning.
 - ``lmlab.train``: one small training loop and the masked cross-entropy.
+- ``lmlab.prompting``: soft prompts for a frozen model, the loss mask, prompt training, the cached prefix.
+- ``lmlab.meta_prompt``: meta-learning a soft prompt's start (MAML first/second order, Reptile).
+- ``lmlab.prompt_data``: the pretraining corpora whose behaviour a prompt selects (styled arithmetic, modular).
 - ``lmlab.pretrained``: ``load(name)`` trains a named recipe once and caches it.
 - ``lmlab.circuits``: QK/OV circuits in the book's notation, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations and the hand-built induction circuit.
@@ -62,10 +65,13 @@ _SUBMODULES = (
     "lora",
     "lora_init",
     "lowrank",
+    "meta_prompt",
     "model",
     "modular",
     "plotting",
     "pretrained",
+    "prompt_data",
+    "prompting",
     "pruning",
     "quantization",
     "regression",

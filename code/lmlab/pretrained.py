@@ -38,6 +38,7 @@ from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, pars
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
 from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.prompt_data import ModularTagged, StyledArithmetic
 from lmlab.tasks import BigramLanguage, RepeatedSequences
 from lmlab.train import train
 from lmlab.vision import VGG, VGGConfig, classification_loss, load_digits
@@ -205,6 +206,68 @@ register(
     )
 )
 
+_STYLED = {"seed": 0, "p_worked": 0.75, "p_hint": 1.0, "p_quick": 0.25}
+register(
+    Recipe(
+        name="arithmetic-styles",
+        description=(
+            "The 2-layer model of 'arithmetic-cot' (MLPs, LayerNorm, character level, no BOS) trained on "
+            "lmlab.prompt_data.StyledArithmetic: the same word problems answered either with a worked chain of "
+            "thought ending 'Final answer: N\\n' (3/4 of the documents, all introduced by 'Show ') or tersely "
+            "' N\\n' (1/4, a quarter of them introduced by 'Quick'). Without a prompt it answers tersely; a "
+            "prompt has to ask for the worked style. Used by the soft-prompting chapter."
+        ),
+        model=ModelConfig(
+            n_vocab=arithmetic_tokenizer().n_vocab,
+            n_ctx=StyledArithmetic(**_STYLED).max_len,
+            d_model=64,
+            n_layers=2,
+            n_heads=4,
+            d_mlp=256,
+            layer_norm=True,
+        ),
+        make_task=StyledArithmetic,
+        task=_STYLED,
+        fingerprint=ArithmeticTask(**_ARITH).fingerprint,
+        train={
+            "steps": 600,
+            "batch": 16,
+            "lr": 0.01,
+            "optimizer": "adamw",
+            "schedule": "cosine",
+            "warmup": 30,
+            "weight_decay": 0.01,
+        },
+        seed=0,
+        target=(
+            "< 10% exact answers ('Final answer:' parser) on held-out questions with no prompt (it answers "
+            "tersely); >= 90% behind the hint 'Show ' (measured 97% on 200 held-out questions)"
+        ),
+    )
+)
+
+
+register(
+    Recipe(
+        name="modular-tagged",
+        description=(
+            "A 1-layer transformer with an MLP and LayerNorm trained on lmlab.prompt_data.ModularTagged: "
+            "[tag_k][x] -> (x + k) mod 17 for every k, the task named by its tag token. A one-vector soft prompt "
+            "in the tag's place has to name the task; the soft-prompting chapter meta-learns its start."
+        ),
+        model=ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True),
+        make_task=ModularTagged,
+        task={"p": 17, "n_heldout": 4, "seed": 0},
+        train={"steps": 1500, "batch": 128, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 20},
+        seed=0,
+        target=(
+            ">= 85% accuracy on every task behind its own tag (measured mean 97.6%, lowest 88%); "
+            "a one-vector prompt tuned on 8 examples of a held-out task beats no prompt by >= 50 points of "
+            "accuracy (tests/test_prompting.py trains a smaller copy)"
+        ),
+    )
+)
+
 
 def recipes() -> list[str]:
     """The names :func:`load` accepts, sorted."""
@@ -252,8 +315,10 @@ def info(name: str) -> dict[str, Any]:
 def task(name: str) -> Any:
     """The task a recipe was trained on, built afresh: ``make_task(**task)``. For the book's recipes a
     :class:`~lmlab.tasks.BigramLanguage` (``"bigram-zero"``), a :class:`~lmlab.tasks.RepeatedSequences`
-    (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on) and an
-    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``)."""
+    (``"induction-2l"``; its ``eval_len`` is the copy length to evaluate on), an
+    :class:`~lmlab.arithmetic.ArithmeticTask` with its tokenizer and held-out questions (``"arithmetic-cot"``), a
+    :class:`~lmlab.prompt_data.StyledArithmetic` (``"arithmetic-styles"``) and a
+    :class:`~lmlab.prompt_data.ModularTagged` (``"modular-tagged"``)."""
     r = _recipe(name)
     return r.make_task(**r.task)
 
@@ -370,7 +435,8 @@ def load(
     calls read that file. A damaged or foreign file triggers a warning and a retrain.
 
     Args:
-        name: ``"bigram-zero"``, ``"induction-2l"`` or ``"arithmetic-cot"``.
+        name: one of :func:`recipes` (``"bigram-zero"``, ``"induction-2l"``, ``"arithmetic-cot"``,
+            ``"arithmetic-styles"``, ``"modular-tagged"``).
         cache_dir: where to cache (default ``$LMLAB_CACHE`` or ``~/.cache/lmlab``).
         retrain: train afresh even if a valid cache file exists (and overwrite it).
         device: where the model goes (default :func:`lmlab.device`).

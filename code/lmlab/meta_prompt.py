@@ -1,0 +1,301 @@
+"""Meta-learning the starting point of a soft prompt: MAML (first and second order) and Reptile.
+
+The setting is part (d) of the homework's soft-prompting problem: a frozen model pretrained on a family of tasks
+(here :class:`~lmlab.prompt_data.ModularTagged`, ``x -> (x + k) mod p``, the task named only by the prompt), one
+soft prompt per task, and a shared start ``phi`` ``(P, d_model)`` from which a few gradient steps on a few
+examples should reach a good prompt for a task never seen in meta-training.
+
+A task's data are single pairs: the model reads ``[prompt][x]`` and must answer ``y = (x + k) mod p`` at the last
+position. The inner loop is plain gradient descent on the prompt (step ``alpha``) over a support set; MAML moves
+``phi`` along the gradient of the query loss after adaptation (Finn et al. 2017), first-order MAML drops the second
+derivatives, Reptile moves ``phi`` towards the adapted prompt (Nichol et al. 2018).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lmlab.checks import check_float, check_int
+from lmlab.model import TinyTransformer
+from lmlab.prompting import prompted_logits
+
+__all__ = [
+    "adapt",
+    "adaptation_curve",
+    "finetune",
+    "hard_prompt",
+    "maml",
+    "mean_adaptation_curve",
+    "pair_accuracy",
+    "pairs_accuracy",
+    "pair_loss",
+    "reptile",
+    "sample_pairs",
+    "tune_prompt",
+    "tune_prompts",
+]
+
+
+def pair_loss(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy of the answer ``y`` ``(batch,)`` read at the last position of ``[prompt][x]``."""
+    logits = prompted_logits(model, prompt, x.to(model.device)[:, None])[:, -1]
+    return F.cross_entropy(logits, y.to(model.device))
+
+
+@torch.no_grad()
+def pair_accuracy(model: TinyTransformer, prompt: Tensor, k: int, p: int) -> float:
+    """Fraction of the ``p`` inputs ``x = 0 .. p-1`` whose greedy answer behind ``prompt`` is ``(x + k) mod p``."""
+    x = torch.arange(p, device=model.device)
+    pred = prompted_logits(model, prompt, x[:, None])[:, -1].argmax(-1)
+    return float((pred == (x + k) % p).float().mean())
+
+
+@torch.no_grad()
+def pairs_accuracy(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor) -> float:
+    """Fraction of the pairs ``(x, y)`` (``(batch,)`` each) whose greedy answer behind ``prompt`` is ``y``."""
+    pred = prompted_logits(model, prompt, x.to(model.device)[:, None])[:, -1].argmax(-1)
+    return float((pred == y.to(model.device)).float().mean())
+
+
+def sample_pairs(k: int, p: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``n`` examples ``(x, (x + k) mod p)`` of task ``k``, ``x`` uniform (CPU tensors)."""
+    check_int("n", n, 1)
+    x = torch.randint(0, p, (n,), generator=generator)
+    return x, (x + k) % p
+
+
+def hard_prompt(model: TinyTransformer, tokens: Sequence[int]) -> Tensor:
+    """The input embeddings (token plus position) of a hard prompt, ``(len(tokens), d_model)``, detached."""
+    ids = torch.as_tensor(list(tokens), dtype=torch.long, device=model.device)[None]
+    with torch.no_grad():
+        return model.embed(ids)[0].clone()
+
+
+def adapt(
+    model: TinyTransformer,
+    start: Tensor,
+    support: tuple[Tensor, Tensor],
+    *,
+    steps: int,
+    lr: float,
+    create_graph: bool = False,
+) -> Tensor:
+    """``steps`` of gradient descent ``w <- w - lr * grad`` on the support loss, from ``start``; returns ``w``.
+
+    With ``create_graph`` the result stays a differentiable function of ``start`` (second-order MAML); otherwise
+    each step is taken on a detached copy and the result has no history.
+    """
+    check_int("steps", steps, 0)
+    check_float("lr", lr, 0.0, strict=True)
+    x, y = support
+    w = start if create_graph else start.detach().clone().requires_grad_(True)
+    for _ in range(steps):
+        loss = pair_loss(model, w, x, y)
+        (g,) = torch.autograd.grad(loss, w, create_graph=create_graph)
+        w = w - lr * g
+        if not create_graph:
+            w = w.detach().requires_grad_(True)
+    return w
+
+
+def maml(
+    model: TinyTransformer,
+    start: Tensor,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    meta_steps: int,
+    inner_steps: int = 3,
+    inner_lr: float = 1.0,
+    outer_lr: float = 0.05,
+    tasks_per_step: int = 4,
+    n_support: int = 4,
+    n_query: int = 16,
+    first_order: bool = True,
+    seed: int = 0,
+) -> tuple[Tensor, list[float]]:
+    """Learn a prompt start with MAML: ``phi <- phi - outer_lr * mean_tasks grad_phi L_query(adapt(phi))``.
+
+    Each meta-step draws ``tasks_per_step`` tasks from ``tasks`` and, for each, a support set (``n_support``
+    pairs, used by :func:`adapt`) and a query set (``n_query`` pairs). ``first_order`` uses the query gradient at
+    the adapted prompt as the gradient at ``phi`` (the Jacobian of the adaptation taken as the identity);
+    otherwise the gradient flows through the inner steps. The outer update is Adam.
+
+    Returns:
+        ``(phi, query_losses)``: the learned start (detached) and the mean query loss after adaptation per step.
+    """
+    check_int("meta_steps", meta_steps, 1)
+    check_int("tasks_per_step", tasks_per_step, 1)
+    g = torch.Generator().manual_seed(seed)
+    phi = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([phi], lr=outer_lr)
+    history = []
+    for _ in range(meta_steps):
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for i in torch.randint(0, len(tasks), (tasks_per_step,), generator=g).tolist():
+            k = tasks[i]
+            support = sample_pairs(k, p, n_support, g)
+            x, y = sample_pairs(k, p, n_query, g)
+            if first_order:
+                w = adapt(model, phi, support, steps=inner_steps, lr=inner_lr)
+                loss = pair_loss(model, w, x, y)
+                (grad,) = torch.autograd.grad(loss, w)
+                phi.grad = grad / tasks_per_step if phi.grad is None else phi.grad + grad / tasks_per_step
+            else:
+                w = adapt(model, phi, support, steps=inner_steps, lr=inner_lr, create_graph=True)
+                loss = pair_loss(model, w, x, y)
+                (loss / tasks_per_step).backward()
+            total += float(loss.detach())
+        opt.step()
+        history.append(total / tasks_per_step)
+    return phi.detach(), history
+
+
+def reptile(
+    model: TinyTransformer,
+    start: Tensor,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    meta_steps: int,
+    inner_steps: int = 3,
+    inner_lr: float = 1.0,
+    epsilon: float = 0.5,
+    tasks_per_step: int = 4,
+    n_support: int = 4,
+    seed: int = 0,
+) -> Tensor:
+    """Learn a prompt start with Reptile: ``phi <- phi + epsilon * mean_tasks (adapt(phi) - phi)``."""
+    check_int("meta_steps", meta_steps, 1)
+    check_float("epsilon", epsilon, 0.0, strict=True, high=1.0)
+    g = torch.Generator().manual_seed(seed)
+    phi = start.detach().clone()
+    for _ in range(meta_steps):
+        delta = torch.zeros_like(phi)
+        for i in torch.randint(0, len(tasks), (tasks_per_step,), generator=g).tolist():
+            support = sample_pairs(tasks[i], p, n_support, g)
+            delta += adapt(model, phi, support, steps=inner_steps, lr=inner_lr).detach() - phi
+        phi = phi + epsilon * delta / tasks_per_step
+    return phi
+
+
+def tune_prompts(
+    model: TinyTransformer,
+    start: Tensor,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    steps: int = 100,
+    lr: float = 0.05,
+    n_examples: int = 64,
+    seed: int = 0,
+) -> Tensor:
+    """One prompt per task, tuned with Adam from ``start`` on ``n_examples`` pairs: ``(len(tasks), P, d_model)``."""
+    check_int("steps", steps, 1)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k in tasks:
+        x, y = sample_pairs(k, p, n_examples, g)
+        w = start.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            pair_loss(model, w, x, y).backward()
+            opt.step()
+        out.append(w.detach())
+    return torch.stack(out)
+
+
+def adaptation_curve(
+    model: TinyTransformer,
+    start: Tensor,
+    k: int,
+    p: int,
+    *,
+    steps: int,
+    lr: float = 1.0,
+    n_support: int = 4,
+    generator: torch.Generator,
+) -> list[float]:
+    """Accuracy on task ``k`` (all ``p`` inputs) after 0, 1, ..., ``steps`` gradient steps from ``start`` on
+    ``n_support`` examples: a list of ``steps + 1`` numbers."""
+    support = sample_pairs(k, p, n_support, generator)
+    w = start.detach().clone()
+    curve = [pair_accuracy(model, w, k, p)]
+    for _ in range(steps):
+        w = adapt(model, w, support, steps=1, lr=lr)
+        curve.append(pair_accuracy(model, w.detach(), k, p))
+    return curve
+
+
+def tune_prompt(
+    model: TinyTransformer, start: Tensor, support: tuple[Tensor, Tensor], *, steps: int = 150, lr: float = 0.05
+) -> Tensor:
+    """A prompt ``(P, d_model)`` tuned with Adam from ``start`` on the pairs ``support``; the model is untouched."""
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    x, y = support
+    w = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        pair_loss(model, w, x, y).backward()
+        opt.step()
+    return w.detach()
+
+
+def finetune(
+    model: TinyTransformer,
+    start: Tensor,
+    support: tuple[Tensor, Tensor],
+    *,
+    steps: int = 150,
+    lr: float = 0.01,
+) -> tuple[TinyTransformer, Tensor]:
+    """Full fine-tuning: a copy of ``model`` with every weight trained (Adam), together with a prompt from
+    ``start``, on the pairs ``support``. Returns ``(tuned copy, tuned prompt)``; ``model`` itself is untouched."""
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    tuned = copy.deepcopy(model)
+    for q in tuned.parameters():
+        q.requires_grad_(True)
+    x, y = support
+    w = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([*tuned.parameters(), w], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        pair_loss(tuned, w, x, y).backward()
+        opt.step()
+    for q in tuned.parameters():
+        q.requires_grad_(False)
+    return tuned.eval(), w.detach()
+
+
+def mean_adaptation_curve(
+    model: TinyTransformer,
+    start: Tensor,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    seeds: Sequence[int],
+    steps: int,
+    lr: float = 1.0,
+    n_support: int = 4,
+) -> Tensor:
+    """:func:`adaptation_curve` averaged over ``tasks`` and ``seeds`` (each seed draws new support sets):
+    a tensor ``(steps + 1,)``."""
+    if len(tasks) == 0 or len(seeds) == 0:
+        raise ValueError("tasks and seeds must each hold at least one entry")
+    total = torch.zeros(steps + 1)
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        for k in tasks:
+            curve = adaptation_curve(model, start, k, p, steps=steps, lr=lr, n_support=n_support, generator=g)
+            total += torch.tensor(curve)
+    return total / (len(tasks) * len(seeds))

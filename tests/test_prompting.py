@@ -1,0 +1,197 @@
+"""Soft prompts: the loss mask of the homework, the trained parameters, frozen weights, the cached prefix, and a
+trained prompt that beats no prompt on held-out data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lmlab import meta_prompt as mp
+from lmlab import prompting as pr
+from lmlab.arithmetic import arithmetic_tokenizer, make_problem
+from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.prompt_data import HINT, ModularTagged, StyledArithmetic
+from lmlab.train import train
+
+TOL = 1e-5
+
+
+def tiny_model(n_vocab: int = 20, n_ctx: int = 32, seed: int = 0) -> TinyTransformer:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(n_vocab=n_vocab, n_ctx=n_ctx, d_model=16, n_layers=2, n_heads=2, d_mlp=32, layer_norm=True)
+    return pr.freeze(TinyTransformer(cfg))
+
+
+def test_homework_mask_example():
+    layout = pr.Layout(prompt=5, question=45, reasoning=20, answer=1, newline=1, padding=28)
+    assert layout.n == 100
+    assert pr.loss_positions(layout) == list(range(50, 72))
+    mask = pr.loss_mask(layout, n_ctx=100)
+    assert mask.shape == (100,) and int(mask.sum()) == 22
+    # output 70 predicts the answer token 71, output 71 the newline, output 72 already predicts padding
+    assert mask[70 - 1] and mask[71 - 1] and not mask[72 - 1] and not mask[49 - 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"prompt": -1, "question": 45, "reasoning": 20, "answer": 1, "newline": 1, "padding": 28},
+        {"prompt": 5, "question": 0, "reasoning": 20, "answer": 1, "newline": 1, "padding": 28},
+        {"prompt": 5, "question": 45, "reasoning": 20, "answer": 0, "newline": 1, "padding": 28},
+        {"prompt": 5, "question": 45, "reasoning": 20, "answer": 1, "newline": 2, "padding": 28},
+    ],
+)
+def test_invalid_layouts_raise(kwargs):
+    with pytest.raises(ValueError):
+        pr.Layout(**kwargs)
+
+
+def test_layout_longer_than_context_raises():
+    with pytest.raises(ValueError, match="n_ctx"):
+        pr.loss_mask(pr.Layout(5, 45, 20, 1, 1, 28), n_ctx=99)
+    with pytest.raises(TypeError):
+        pr.loss_mask((5, 45, 20, 1, 1, 28))  # type: ignore[arg-type]
+
+
+def test_encode_problems_mask_matches_layout():
+    tok = arithmetic_tokenizer()
+    probs = [make_problem("add", 3, 4), make_problem("div", 12, 4, "Ann", "pens")]
+    tokens, targets, mask = pr.encode_problems(tok, probs, 5)
+    assert targets.shape == mask.shape == (2, 5 + tokens.shape[1])
+    for b, p in enumerate(probs):
+        scored = [i for i in range(mask.shape[1]) if mask[b, i]]
+        # the scored outputs predict exactly the solution's characters
+        text = tok.decode(targets[b, scored])
+        assert text == p.solution
+        assert scored[0] == 5 + len(p.question) - 1
+
+
+def test_parameter_count_is_P_times_E():
+    model = tiny_model()
+    prompt = pr.SoftPrompt(5, model.cfg.d_model)
+    trainable = [t for t in list(model.parameters()) + list(prompt.parameters()) if t.requires_grad]
+    assert sum(t.numel() for t in trainable) == 5 * model.cfg.d_model
+
+
+def test_soft_prompt_bad_input():
+    with pytest.raises(ValueError):
+        pr.SoftPrompt(0, 16)
+    with pytest.raises(TypeError):
+        pr.SoftPrompt(2.0, 16)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        pr.SoftPrompt(2, 16, torch.zeros(3, 16))
+
+
+def test_from_tokens_equals_hard_prompt():
+    model = tiny_model()
+    hard = [3, 7, 1]
+    text = torch.tensor([[4, 5, 6, 2]])
+    soft = pr.prompted_logits(model, pr.SoftPrompt.from_tokens(model, hard), text)
+    ref = model(torch.tensor([hard + text[0].tolist()]))
+    assert (soft - ref).abs().max() < TOL
+
+
+def test_training_leaves_weights_bit_identical_and_lowers_loss():
+    tok = arithmetic_tokenizer()
+    model = tiny_model(n_vocab=tok.n_vocab, n_ctx=128)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probs = [make_problem("add", a, b) for a in range(1, 4) for b in range(1, 4)]
+    batch = pr.encode_problems(tok, probs, 3)
+    prompt = pr.SoftPrompt(3, model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    start = prompt.weight.detach().clone()
+    losses = pr.train_prompt(model, prompt, lambda s: batch, steps=30, lr=0.05)
+    assert losses[-1] < losses[0]
+    assert not torch.equal(prompt.weight.detach(), start)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_train_prompt_refuses_unfrozen_model():
+    cfg = ModelConfig(n_vocab=10, n_ctx=16, d_model=8, n_layers=1)
+    model = TinyTransformer(cfg)
+    with pytest.raises(ValueError, match="frozen"):
+        pr.train_prompt(model, pr.SoftPrompt(2, 8), lambda s: None, steps=1)  # type: ignore[arg-type]
+
+
+def test_cached_prefix_equals_full_forward():
+    model = tiny_model()
+    prompt = pr.SoftPrompt(4, model.cfg.d_model, std=1.0, generator=torch.Generator().manual_seed(1))
+    tokens = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(2))
+    full, cache = model.forward_embeds(prompt(model.embed(tokens, start=4)), return_cache=True)
+    # the prompt positions are the same for every sequence of the batch, at every layer
+    for resid in cache.resid:
+        assert (resid[:, :4] - resid[:1, :4]).abs().max() < TOL
+    past = pr.prefix_cache(model, prompt, batch=3)
+    cached, _ = model.forward_kv(tokens, past)
+    assert (cached - full[:, 4:]).abs().max() < TOL
+
+
+def test_complete_with_prompt_matches_uncached_greedy():
+    tok = arithmetic_tokenizer()
+    model = tiny_model(n_vocab=tok.n_vocab, n_ctx=64)
+    prompt = pr.SoftPrompt(2, model.cfg.d_model, std=0.5, generator=torch.Generator().manual_seed(0))
+    q = "Question: 3 and 4?"
+    out = pr.complete(model, prompt, [q], tok, max_new_tokens=6)[0]
+    ids = tok.encode(q)
+    for _ in range(len(out)):
+        nxt = int(pr.prompted_logits(model, prompt, torch.tensor([ids]))[0, -1].argmax())
+        ids.append(nxt)
+    assert tok.decode(ids[len(tok.encode(q)) :]).startswith(out.rstrip("\n")[:6])
+
+
+def test_styled_documents():
+    task = StyledArithmetic(n_train=50, n_heldout=10)
+    p = task.train[0]
+    text, start = task.document(p, worked=True, prefix=True)
+    assert text.startswith(HINT) and text.endswith(p.solution) and text[:start].endswith("Answer:")
+    inputs, targets, mask = task.batches(batch=4)(0)
+    assert inputs.shape == targets.shape == mask.shape == (4, task.max_len - 1)
+
+
+def test_trained_prompt_beats_no_prompt_on_heldout_task():
+    """Pretrain a small model on the tagged modular family, then tune a one-vector prompt in the tag's place for a
+    held-out task on 8 examples: on all 17 inputs it must beat no prompt by at least 50 points of accuracy."""
+    task = ModularTagged(p=17, n_heldout=4, seed=0)
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True)
+    model = TinyTransformer(cfg)
+    train(model, task.batches(batch=128, seed=0), steps=400, lr=0.01, schedule="cosine", warmup=20, progress=False)
+    pr.freeze(model)
+    k = task.family.heldout_tasks[0]
+    x, y = mp.sample_pairs(k, 17, 8, torch.Generator().manual_seed(0))
+    w = torch.zeros(1, cfg.d_model, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        mp.pair_loss(model, w, x, y).backward()
+        opt.step()
+    xs = torch.arange(17)
+    no_prompt = float((model(xs[:, None])[:, -1].argmax(-1) == (xs + k) % 17).float().mean())
+    tuned = mp.pair_accuracy(model, w.detach(), k, 17)
+    assert tuned >= no_prompt + 0.5, (tuned, no_prompt)
+
+
+def test_finetune_copies_and_tune_prompt_leaves_model_untouched():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    digest = pr.state_digest(model)
+    support = mp.sample_pairs(3, 17, 8, torch.Generator().manual_seed(0))
+    start = torch.zeros(1, model.cfg.d_model)
+    w = mp.tune_prompt(model, start, support, steps=20)
+    tuned, w_ft = mp.finetune(model, start, support, steps=20)
+    assert pr.state_digest(model) == digest
+    assert pr.state_digest(tuned) != digest
+    assert not torch.equal(w, start) and not torch.equal(w_ft, start)
+    # fitting 8 pairs with every weight free reaches them all
+    tuned, w_ft = mp.finetune(model, start, support, steps=150)
+    assert mp.pairs_accuracy(tuned, w_ft, *support) == 1.0
+
+
+def test_mean_adaptation_curve_averages_single_curves():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    start = torch.zeros(1, model.cfg.d_model)
+    mean = mp.mean_adaptation_curve(model, start, [1, 2], 17, seeds=[5], steps=2, lr=0.5)
+    g = torch.Generator().manual_seed(5)
+    ref = [mp.adaptation_curve(model, start, k, 17, steps=2, lr=0.5, generator=g) for k in (1, 2)]
+    assert mean.shape == (3,)
+    assert torch.allclose(mean, torch.tensor(ref).mean(0), atol=TOL)
+    with pytest.raises(ValueError):
+        mp.mean_adaptation_curve(model, start, [], 17, seeds=[5], steps=2)
