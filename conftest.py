@@ -119,6 +119,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item._lmlab_passed = False  # type: ignore[attr-defined]
     elif report.when == "call":
         item._lmlab_passed = getattr(item, "_lmlab_passed", True)  # type: ignore[attr-defined]
+        item._lmlab_seconds = report.duration  # type: ignore[attr-defined]  # the cell's run time
 
 
 def write_executed(md: pathlib.Path, items: list[Any], out: pathlib.Path) -> None:
@@ -142,7 +143,8 @@ def write_executed(md: pathlib.Path, items: list[Any], out: pathlib.Path) -> Non
         for o in cell.outputs:
             if o.get("output_type") == "execute_result":
                 o["execution_count"] = n
-    nb.metadata["lmlab_executed"] = {"by": "nbval", "run": os.environ.get("LMLAB_RUN_ID", "")}
+    seconds = sum(getattr(i, "_lmlab_seconds", 0.0) for i in items)  # the chapter's run time, cell by cell
+    nb.metadata["lmlab_executed"] = {"by": "nbval", "run": os.environ.get("LMLAB_RUN_ID", ""), "seconds": seconds}
     out.mkdir(parents=True, exist_ok=True)
     import nbformat
 

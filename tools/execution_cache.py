@@ -84,8 +84,10 @@ def store(executed_dir: pathlib.Path, cache_path: pathlib.Path = CACHE, mds: lis
             missing.append(f"{md.name} (from another run)")
             continue
         nb = with_outputs(md, executed)
+        # myst-nb shows "execution_seconds" as the run time (the status page's column)
+        seconds = executed.metadata["lmlab_executed"].get("seconds")
         cache.cache_notebook_bundle(
-            CacheBundleIn(nb, str(md), data={"executed_by": "nbval", "run": rid}),
+            CacheBundleIn(nb, str(md), data={"executed_by": "nbval", "run": rid, "execution_seconds": seconds}),
             check_validity=False,
             overwrite=True,
         )

@@ -152,6 +152,14 @@ register(
 )
 
 _ARITH = {"seed": 0, "n_train": 20000, "n_heldout": 500, "max_operand": 6, "max_factor": 5}
+_ARITH_TRAIN = {"batch": 16, "lr": 0.01, "optimizer": "adamw", "schedule": "cosine", "warmup": 30, "weight_decay": 0.01}
+
+
+def _char_model(n_ctx: int) -> ModelConfig:
+    """The character-level word-problem model: 2 layers, MLPs and LayerNorm, ``n_ctx`` characters of context."""
+    n_vocab = arithmetic_tokenizer().n_vocab
+    return ModelConfig(n_vocab=n_vocab, n_ctx=n_ctx, d_model=64, n_layers=2, n_heads=4, d_mlp=256, layer_norm=True)
+
 register(
     Recipe(
         name="arithmetic-cot",
@@ -161,27 +169,11 @@ register(
             "follow a short chain of thought and end 'Final answer: N\\n'. The loss counts only the solution "
             "(chain of thought, answer, newline), as in the homework's soft-prompting question."
         ),
-        model=ModelConfig(
-            n_vocab=arithmetic_tokenizer().n_vocab,
-            n_ctx=ArithmeticTask(**_ARITH).max_len,
-            d_model=64,
-            n_layers=2,
-            n_heads=4,
-            d_mlp=256,
-            layer_norm=True,
-        ),
+        model=_char_model(ArithmeticTask(**_ARITH).max_len),
         make_task=ArithmeticTask,
         task=_ARITH,
         fingerprint=ArithmeticTask(**_ARITH).fingerprint,
-        train={
-            "steps": 500,
-            "batch": 16,
-            "lr": 0.01,
-            "optimizer": "adamw",
-            "schedule": "cosine",
-            "warmup": 30,
-            "weight_decay": 0.01,
-        },
+        train={**_ARITH_TRAIN, "steps": 500},
         seed=0,
         target=">= 98% exact answers on the 500 held-out questions (greedy decoding, parse_answer)",
     )
@@ -217,27 +209,11 @@ register(
             "' N\\n' (1/4, a quarter of them introduced by 'Quick'). Without a prompt it answers tersely; a "
             "prompt has to ask for the worked style. Used by the soft-prompting chapter."
         ),
-        model=ModelConfig(
-            n_vocab=arithmetic_tokenizer().n_vocab,
-            n_ctx=StyledArithmetic(**_STYLED).max_len,
-            d_model=64,
-            n_layers=2,
-            n_heads=4,
-            d_mlp=256,
-            layer_norm=True,
-        ),
+        model=_char_model(StyledArithmetic(**_STYLED).max_len),
         make_task=StyledArithmetic,
         task=_STYLED,
         fingerprint=ArithmeticTask(**_ARITH).fingerprint,
-        train={
-            "steps": 600,
-            "batch": 16,
-            "lr": 0.01,
-            "optimizer": "adamw",
-            "schedule": "cosine",
-            "warmup": 30,
-            "weight_decay": 0.01,
-        },
+        train={**_ARITH_TRAIN, "steps": 600},
         seed=0,
         target=(
             "< 10% exact answers ('Final answer:' parser) on held-out questions with no prompt (it answers "
