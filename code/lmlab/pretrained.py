@@ -160,6 +160,7 @@ def _char_model(n_ctx: int) -> ModelConfig:
     n_vocab = arithmetic_tokenizer().n_vocab
     return ModelConfig(n_vocab=n_vocab, n_ctx=n_ctx, d_model=64, n_layers=2, n_heads=4, d_mlp=256, layer_norm=True)
 
+
 register(
     Recipe(
         name="arithmetic-cot",
