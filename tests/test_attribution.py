@@ -32,7 +32,7 @@ def make(seed: int = 0, **kw) -> TinyTransformer:
 
 
 def tokens(model: TinyTransformer, batch: int = 3, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = lmlab.generator(seed)
     return torch.randint(0, model.cfg.n_vocab, (batch, model.cfg.n_ctx), generator=g)
 
 

@@ -3,6 +3,7 @@ attention, the column-space property of a head's output, and clear errors for ba
 
 from __future__ import annotations
 
+import lmlab
 import pytest
 import torch
 from lmlab import circuits as C
@@ -11,7 +12,7 @@ from lmlab.layers import Head
 
 def _low_rank_factors(m: int, k: int, n: int, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random W_O (m x k) and W_V (k x n) whose product has rank exactly min(rank, k, m, n)."""
-    g = torch.Generator().manual_seed(seed)
+    g = lmlab.generator(seed)
     W_O = torch.randn(m, k, generator=g, dtype=torch.float64)
     W_V = torch.randn(k, n, generator=g, dtype=torch.float64)
     if rank < k:  # kill k - rank inner directions of W_O so the product loses rank
@@ -67,7 +68,7 @@ def test_factored_svd_float32_and_rank_tol() -> None:
 
 
 def test_attention_scores_are_the_bilinear_form_of_W_QK() -> None:
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     W_Q, W_K, W_V = (torch.randn(4, 10, generator=g, dtype=torch.float64) for _ in range(3))
     W_O = torch.randn(10, 4, generator=g, dtype=torch.float64)
     X = torch.randn(10, 6, generator=g, dtype=torch.float64)
@@ -80,7 +81,7 @@ def test_attention_scores_are_the_bilinear_form_of_W_QK() -> None:
 
 
 def test_concat_equals_additive_and_split_inverts_stack() -> None:
-    g = torch.Generator().manual_seed(1)
+    g = lmlab.generator(1)
     H, d_model, d_head, n = 4, 32, 8, 11
     W_Os = [torch.randn(d_model, d_head, generator=g, dtype=torch.float64) for _ in range(H)]
     rs = [torch.randn(d_head, n, generator=g, dtype=torch.float64) for _ in range(H)]
@@ -93,7 +94,7 @@ def test_concat_equals_additive_and_split_inverts_stack() -> None:
 
 
 def test_head_output_lies_in_column_space_of_W_OV() -> None:
-    g = torch.Generator().manual_seed(2)
+    g = lmlab.generator(2)
     d_model, d_head, n = 24, 3, 9
     W_Q, W_K, W_V = (torch.randn(d_head, d_model, generator=g, dtype=torch.float64) for _ in range(3))
     W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
@@ -120,7 +121,7 @@ def test_head_output_lies_in_column_space_of_W_OV() -> None:
 
 
 def test_decomposition_read_subspace_and_orthogonal_blindness() -> None:
-    g = torch.Generator().manual_seed(4)
+    g = lmlab.generator(4)
     d_model, d_head = 20, 4
     W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
     W_V = torch.randn(d_head, d_model, generator=g, dtype=torch.float64)
@@ -148,7 +149,7 @@ def test_to_columns_and_centre_columns() -> None:
     assert torch.equal(C.to_columns(x), x[0].T)
     with pytest.raises(ValueError, match="batch size"):
         C.to_columns(torch.zeros(2, 3, 2))
-    M = torch.randn(5, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    M = torch.randn(5, 4, generator=lmlab.generator(1), dtype=torch.float64)
     Mc = C.centre_columns(M)
     torch.testing.assert_close(Mc.sum(0), torch.zeros(4, dtype=M.dtype), rtol=0, atol=1e-12)
     # centring keeps what a softmax over each column sees, and only that
@@ -184,7 +185,7 @@ def test_type_errors() -> None:
 
 
 def test_energy_fraction_equals_frobenius_ratio() -> None:
-    g = torch.Generator().manual_seed(6)
+    g = lmlab.generator(6)
     d_model, d_head = 16, 4
     W_O = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
     W_V = torch.randn(d_head, d_model, generator=g, dtype=torch.float64)
@@ -199,7 +200,7 @@ def test_energy_fraction_equals_frobenius_ratio() -> None:
 
 
 def test_ov_gain_matches_direct_computation() -> None:
-    g = torch.Generator().manual_seed(7)
+    g = lmlab.generator(7)
     W_O = torch.randn(12, 3, generator=g, dtype=torch.float64)
     W_V = torch.randn(3, 12, generator=g, dtype=torch.float64)
     X = torch.randn(12, 9, generator=g, dtype=torch.float64)

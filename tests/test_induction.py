@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import lmlab
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ CPU = torch.device("cpu")
 
 
 def _random_head(d_model: int, d_head: int, seed: int, dtype: torch.dtype = torch.float64):
-    g = torch.Generator().manual_seed(seed)
+    g = lmlab.generator(seed)
     W_Q, W_K, W_V = (torch.randn(d_head, d_model, generator=g, dtype=dtype) for _ in range(3))
     W_O = torch.randn(d_model, d_head, generator=g, dtype=dtype)
     return W_Q, W_K, W_V, W_O
@@ -34,7 +35,7 @@ def _random_head(d_model: int, d_head: int, seed: int, dtype: torch.dtype = torc
 def test_single_head_equals_sdpa(causal: bool, scale: float | None) -> None:
     d_model, d_head, n, batch = 12, 5, 9, 3
     W_Q, W_K, W_V, W_O = _random_head(d_model, d_head, 0)
-    X = torch.randn(batch, d_model, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    X = torch.randn(batch, d_model, n, generator=lmlab.generator(1), dtype=torch.float64)
     out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, scale=scale, causal=causal, return_pattern=True)
     assert out.shape == X.shape and A.shape == (batch, n, n)
     x = X.transpose(1, 2)  # row-per-token
@@ -50,7 +51,7 @@ def test_single_head_equals_sdpa(causal: bool, scale: float | None) -> None:
 def test_single_head_equals_multihead_attention(d_head: int) -> None:
     d_model, n = 10, 7
     W_Q, W_K, W_V, W_O = _random_head(d_model, d_head, 2, dtype=torch.float32)
-    X = torch.randn(d_model, n, generator=torch.Generator().manual_seed(3))
+    X = torch.randn(d_model, n, generator=lmlab.generator(3))
     out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, return_pattern=True)
     mha = ind.as_multihead_attention(W_Q, W_K, W_V, W_O)
     assert mha.num_heads == 1 and mha.in_proj_bias is None and mha.out_proj.bias is None
@@ -64,7 +65,7 @@ def test_single_head_equals_multihead_attention(d_head: int) -> None:
 def test_single_head_equals_the_models_head() -> None:
     """The teaching version computes what a TinyTransformer layer computes with the same weights."""
     W_Q, W_K, W_V, W_O = _random_head(8, 3, 4)
-    X = torch.randn(2, 8, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    X = torch.randn(2, 8, 6, generator=lmlab.generator(5), dtype=torch.float64)
     out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, return_pattern=True)
     model = TinyTransformer(ModelConfig(n_vocab=4, n_ctx=6, d_model=8, n_layers=1, n_heads=2, d_head=3)).double()
     model.set_head(0, 1, W_Q=W_Q, W_K=W_K, W_V=W_V, W_O=W_O)
@@ -170,7 +171,7 @@ def test_composition_scores(built: TinyTransformer) -> None:
     # the layer-0 head writes only into the previous-token block, which layer 1 reads only on the key side
     assert heads.q_composition(qk1, ov0) == 0.0
     # the score is invariant to a rotation of the residual stream
-    R, _ = torch.linalg.qr(torch.randn(qk1.shape[0], qk1.shape[0], generator=torch.Generator().manual_seed(0)))
+    R, _ = torch.linalg.qr(torch.randn(qk1.shape[0], qk1.shape[0], generator=lmlab.generator(0)))
     assert math.isclose(heads.k_composition(R @ qk1 @ R.T, R @ ov0 @ R.T), k, rel_tol=1e-4)
     # composition_score equals the formula
     A, B = torch.randn(5, 4), torch.randn(4, 6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+import lmlab
 import pytest
 import torch
 from lmlab import lora, lowrank
@@ -17,18 +18,18 @@ TARGETS = ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]
 
 
 def _linear(m: int = 12, l: int = 9, seed: int = 0) -> nn.Linear:
-    torch.manual_seed(seed)
+    lmlab.seed_everything(seed)
     return nn.Linear(l, m, bias=True).double()
 
 
 def _model(seed: int = 0) -> TinyTransformer:
-    torch.manual_seed(seed)
+    lmlab.seed_everything(seed)
     cfg = ModelConfig(n_vocab=11, n_ctx=8, d_model=16, n_layers=2, n_heads=2, d_mlp=24)
     return TinyTransformer(cfg).double()
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
+    g = lmlab.generator(seed)
     toks = torch.randint(0, 11, (4, 9), generator=g)
     return toks[:, :-1], toks[:, 1:]
 
@@ -37,7 +38,7 @@ def test_standard_init_starts_at_the_frozen_layer() -> None:
     base = _linear()
     x = torch.randn(5, 9, dtype=torch.float64)
     ref = base(x)
-    layer = lora.LoRALinear(copy.deepcopy(base), 3, generator=torch.Generator().manual_seed(1))
+    layer = lora.LoRALinear(copy.deepcopy(base), 3, generator=lmlab.generator(1))
     assert torch.count_nonzero(layer.lora.A @ layer.lora.B) == 0  # A = 0 exactly, B random
     assert torch.count_nonzero(layer.lora.B) == layer.lora.B.numel()
     assert torch.equal(layer(x), ref)
@@ -76,7 +77,7 @@ def test_lora_ga_first_step_is_the_gradient_top_2k() -> None:
 
 
 def test_merge_unmerge_round_trip() -> None:
-    layer = lora.LoRALinear(_linear(), 4, "xavier", scale=0.3, generator=torch.Generator().manual_seed(0))
+    layer = lora.LoRALinear(_linear(), 4, "xavier", scale=0.3, generator=lmlab.generator(0))
     x = torch.randn(6, 9, dtype=torch.float64)
     before, W_before = layer(x), layer.base.weight.clone()
     layer.merge()
@@ -91,7 +92,7 @@ def test_add_lora_on_a_transformer_and_merge() -> None:
     model = _model()
     tokens, _ = _batch()
     ref = model(tokens)
-    fs = lora.add_lora(model, TARGETS, 2, "standard", generator=torch.Generator().manual_seed(0))
+    fs = lora.add_lora(model, TARGETS, 2, "standard", generator=lmlab.generator(0))
     assert len(fs) == 2 * len(TARGETS)
     assert torch.allclose(model(tokens), ref, atol=1e-12)
     with torch.no_grad():  # move every adapter, then merging must keep the outputs
@@ -165,7 +166,7 @@ def test_param_groups_give_a_the_larger_rate() -> None:
 
 
 def test_rank_floor_matches_eckart_young() -> None:
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     sig = [2.0, 1.0, 0.5, 0.25, 0.125]
     delta = lowrank.planted_update(8, 6, sig, g)
     ranks = [1, 2, 3]
@@ -177,17 +178,15 @@ def test_rank_floor_matches_eckart_young() -> None:
 
 def test_batched_adam_matches_torch_adam_on_lora_linear() -> None:
     """fit_lowrank's hand-written Adam equals torch.optim.Adam on a LoRALinear fed white inputs."""
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     m, l, k, n = 6, 5, 2, 20
     delta = lowrank.planted_update(m, l, [1.0, 0.5, 0.2], g).double()
-    fit = lowrank.fit_lowrank(
-        delta, [k], lr=0.01, ratio=4.0, steps=15, cosine=False, generator=torch.Generator().manual_seed(3)
-    )
+    fit = lowrank.fit_lowrank(delta, [k], lr=0.01, ratio=4.0, steps=15, cosine=False, generator=lmlab.generator(3))
     Q = lowrank.random_orthonormal(n, l, g, torch.float64) * math.sqrt(n)  # X^T X = n I
     base = nn.Linear(l, m, bias=False).double()
     with torch.no_grad():
         base.weight.zero_()
-    layer = lora.LoRALinear(base, k, generator=torch.Generator().manual_seed(3))
+    layer = lora.LoRALinear(base, k, generator=lmlab.generator(3))
     opt = torch.optim.Adam(lora.lora_param_groups(layer, 0.01, ratio=4.0))
     Y = Q @ delta.T
     for _ in range(15):

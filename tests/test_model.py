@@ -23,7 +23,7 @@ def make(seed: int = 0, **kw) -> TinyTransformer:
 
 
 def tokens(model: TinyTransformer, batch: int = 3, n: int | None = None, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = lmlab.generator(seed)
     n = model.cfg.n_ctx if n is None else n
     return torch.randint(0, model.cfg.n_vocab, (batch, n), generator=g)
 
@@ -99,7 +99,7 @@ def test_each_head_matches_scaled_dot_product_attention(name: str) -> None:
 
 
 def test_head_non_causal_and_unbatched() -> None:
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     x = torch.randn(6, 8, generator=g, dtype=torch.float64)
     W = [torch.randn(4, 8, generator=g, dtype=torch.float64) for _ in range(3)]
     WO = torch.randn(8, 4, generator=g, dtype=torch.float64)
@@ -233,7 +233,7 @@ def test_forward_embeds_matches_forward_and_does_not_add_positions() -> None:
 def test_set_head_round_trip_and_effect() -> None:
     model = make(n_layers=1, n_heads=2, d_model=8, n_vocab=8, n_ctx=6, pos_emb="none")
     cfg = model.cfg
-    g = torch.Generator().manual_seed(3)
+    g = lmlab.generator(3)
     new = {k: torch.randn(cfg.d_head, cfg.d_model, generator=g, dtype=torch.float64) for k in ("W_Q", "W_K", "W_V")}
     new["W_O"] = torch.randn(cfg.d_model, cfg.d_head, generator=g, dtype=torch.float64)
     model.set_head(0, 1, **new)

@@ -3,6 +3,7 @@ trained prompt that beats no prompt on held-out data."""
 
 from __future__ import annotations
 
+import lmlab
 import pytest
 import torch
 from lmlab import meta_prompt as mp
@@ -16,7 +17,7 @@ TOL = 1e-5
 
 
 def tiny_model(n_vocab: int = 20, n_ctx: int = 32, seed: int = 0) -> TinyTransformer:
-    torch.manual_seed(seed)
+    lmlab.seed_everything(seed)
     cfg = ModelConfig(n_vocab=n_vocab, n_ctx=n_ctx, d_model=16, n_layers=2, n_heads=2, d_mlp=32, layer_norm=True)
     return pr.freeze(TinyTransformer(cfg))
 
@@ -96,7 +97,7 @@ def test_training_leaves_weights_bit_identical_and_lowers_loss():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     probs = [make_problem("add", a, b) for a in range(1, 4) for b in range(1, 4)]
     batch = pr.encode_problems(tok, probs, 3)
-    prompt = pr.SoftPrompt(3, model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    prompt = pr.SoftPrompt(3, model.cfg.d_model, generator=lmlab.generator(0))
     start = prompt.weight.detach().clone()
     losses = pr.train_prompt(model, prompt, lambda s: batch, steps=30, lr=0.05)
     assert losses[-1] < losses[0]
@@ -114,8 +115,8 @@ def test_train_prompt_refuses_unfrozen_model():
 
 def test_cached_prefix_equals_full_forward():
     model = tiny_model()
-    prompt = pr.SoftPrompt(4, model.cfg.d_model, std=1.0, generator=torch.Generator().manual_seed(1))
-    tokens = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(2))
+    prompt = pr.SoftPrompt(4, model.cfg.d_model, std=1.0, generator=lmlab.generator(1))
+    tokens = torch.randint(0, 20, (3, 9), generator=lmlab.generator(2))
     full, cache = model.forward_embeds(prompt(model.embed(tokens, start=4)), return_cache=True)
     # the prompt positions are the same for every sequence of the batch, at every layer
     for resid in cache.resid:
@@ -128,7 +129,7 @@ def test_cached_prefix_equals_full_forward():
 def test_complete_with_prompt_matches_uncached_greedy():
     tok = arithmetic_tokenizer()
     model = tiny_model(n_vocab=tok.n_vocab, n_ctx=64)
-    prompt = pr.SoftPrompt(2, model.cfg.d_model, std=0.5, generator=torch.Generator().manual_seed(0))
+    prompt = pr.SoftPrompt(2, model.cfg.d_model, std=0.5, generator=lmlab.generator(0))
     q = "Question: 3 and 4?"
     out = pr.complete(model, prompt, [q], tok, max_new_tokens=6)[0]
     ids = tok.encode(q)
@@ -151,13 +152,13 @@ def test_trained_prompt_beats_no_prompt_on_heldout_task():
     """Pretrain a small model on the tagged modular family, then tune a one-vector prompt in the tag's place for a
     held-out task on 8 examples: on all 17 inputs it must beat no prompt by at least 50 points of accuracy."""
     task = ModularTagged(p=17, n_heldout=4, seed=0)
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     cfg = ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True)
     model = TinyTransformer(cfg)
     train(model, task.batches(batch=128, seed=0), steps=400, lr=0.01, schedule="cosine", warmup=20, progress=False)
     pr.freeze(model)
     k = task.family.heldout_tasks[0]
-    x, y = mp.sample_pairs(k, 17, 8, torch.Generator().manual_seed(0))
+    x, y = mp.sample_pairs(k, 17, 8, lmlab.generator(0))
     w = torch.zeros(1, cfg.d_model, requires_grad=True)
     opt = torch.optim.Adam([w], lr=0.05)
     for _ in range(150):
@@ -173,7 +174,7 @@ def test_trained_prompt_beats_no_prompt_on_heldout_task():
 def test_finetune_copies_and_tune_prompt_leaves_model_untouched():
     model = tiny_model(n_vocab=34, n_ctx=4)
     digest = pr.state_digest(model)
-    support = mp.sample_pairs(3, 17, 8, torch.Generator().manual_seed(0))
+    support = mp.sample_pairs(3, 17, 8, lmlab.generator(0))
     start = torch.zeros(1, model.cfg.d_model)
     w = mp.tune_prompt(model, start, support, steps=20)
     tuned, w_ft = mp.finetune(model, start, support, steps=20)
@@ -189,7 +190,7 @@ def test_mean_adaptation_curve_averages_single_curves():
     model = tiny_model(n_vocab=34, n_ctx=4)
     start = torch.zeros(1, model.cfg.d_model)
     mean = mp.mean_adaptation_curve(model, start, [1, 2], 17, seeds=[5], steps=2, lr=0.5)
-    g = torch.Generator().manual_seed(5)
+    g = lmlab.generator(5)
     ref = [mp.adaptation_curve(model, start, k, 17, steps=2, lr=0.5, generator=g) for k in (1, 2)]
     assert mean.shape == (3,)
     assert torch.allclose(mean, torch.tensor(ref).mean(0), atol=TOL)

@@ -4,6 +4,7 @@ fine-tuning."""
 
 from __future__ import annotations
 
+import lmlab
 import pytest
 import torch
 from lmlab import pruning
@@ -20,7 +21,7 @@ def digits():
 @pytest.fixture(scope="module")
 def trained(digits):
     """A small VGG trained for a few seconds on the 8x8 digits (fixed seed)."""
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     model = VGG(VGGConfig(channels=(8, 16, "M", 16, 32, "M")))
     train_classifier(model, digits, steps=250, batch=64, lr=0.01, warmup=10, seed=0)
     return model.eval()
@@ -29,7 +30,7 @@ def trained(digits):
 @pytest.mark.parametrize("n", [1, 7, 10, 45, 288, 1001])
 @pytest.mark.parametrize("s", [0.0, 0.05, 0.25, 0.5, 0.7, 0.9, 0.999])
 def test_magnitude_mask_reaches_exact_sparsity_and_matches_torch(n: int, s: float) -> None:
-    w = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    w = torch.randn(n, generator=lmlab.generator(n))
     mask = pruning.magnitude_mask(w, s)
     k = round(s * n)
     assert int((~mask).sum()) == k  # exactly k weights pruned ...
@@ -49,7 +50,7 @@ def test_round_half_to_even_is_stated() -> None:
 
 
 def test_fine_grained_prune_on_a_network_matches_torch_layer_by_layer() -> None:
-    torch.manual_seed(1)
+    lmlab.seed_everything(1)
     model = VGG(VGGConfig(channels=(8, "M", 16)))
     ref = VGG(VGGConfig(channels=(8, "M", 16)))
     ref.load_state_dict(model.state_dict())
@@ -89,7 +90,7 @@ def test_bad_sparsity_and_layers_raise() -> None:
 
 
 def test_keep_masked_training_keeps_exact_sparsity(digits) -> None:
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     model = VGG(VGGConfig(channels=(8, "M", 16)))
     masks = pruning.fine_grained_prune(model, {n: 0.6 for n in pruning.prunable_layers(model)})
     with pruning.keep_masked(model, masks):
@@ -112,7 +113,7 @@ def test_sensitivity_scan_restores_the_model_and_hurts_monotonically_at_the_ends
 
 
 def test_channel_prune_shapes_and_mac_ratio() -> None:
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     model = VGG(VGGConfig(channels=(16, 32, "M", 32, 64, "M"))).eval()
     x = torch.randn(1, 1, 16, 16)
     for method in ("first", "l2"):
@@ -140,7 +141,7 @@ def test_channel_prune_shapes_and_mac_ratio() -> None:
 
 
 def test_ranked_channel_pruning_keeps_the_most_important_channels() -> None:
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     model = VGG(VGGConfig(channels=(6, 8))).eval()
     with torch.no_grad():
         model.backbone.conv1.weight[:, [1, 4]] *= 100  # make input channels 1 and 4 of conv1 dominant
@@ -167,7 +168,7 @@ def test_count_macs_agrees_with_torch_flop_counter() -> None:
 
 
 def test_semi_structured_mask_is_two_of_four() -> None:
-    w = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(8, 16, generator=lmlab.generator(0))
     mask = pruning.semi_structured_mask(w)
     groups, wg = mask.reshape(-1, 4), w.abs().reshape(-1, 4)
     assert bool((groups.sum(1) == 2).all())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import lmlab
 import numpy as np
 import pytest
 import torch
@@ -21,7 +22,7 @@ from torch.nn.utils import parametrize
 def test_kmeans_matches_sklearn(bits: int) -> None:
     from sklearn.cluster import KMeans
 
-    x = torch.randn(3000, generator=torch.Generator().manual_seed(bits), dtype=torch.float64)
+    x = torch.randn(3000, generator=lmlab.generator(bits), dtype=torch.float64)
     c, labels = qz.kmeans_1d(x, 2**bits)
     init = np.linspace(float(x.min()), float(x.max()), 2**bits).reshape(-1, 1)
     km = KMeans(2**bits, init=init, n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(x.numpy().reshape(-1, 1))
@@ -61,7 +62,7 @@ def test_kmeans_centroid_gradient_is_sum_of_member_gradients() -> None:
 
 @pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
 def test_scale_zero_point_formulas_and_torch() -> None:
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     for _ in range(50):
         lo, hi = sorted((torch.randn(2, generator=g) * 3).tolist())
         for bits, signed in ((8, False), (8, True), (4, True)):
@@ -80,7 +81,7 @@ def test_scale_zero_point_formulas_and_torch() -> None:
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_round_trip_error_inside_range(bits: int, per_channel: bool) -> None:
-    x = torch.randn(16, 3, 3, 3, generator=torch.Generator().manual_seed(bits)) * torch.rand(16, 1, 1, 1) * 2
+    x = torch.randn(16, 3, 3, 3, generator=lmlab.generator(bits)) * torch.rand(16, 1, 1, 1) * 2
     s, z = qz.minmax_qparams(x, bits, per_channel=per_channel)
     err = (qz.dequantize(qz.quantize(x, s, z, bits), s, z) - x.double()).abs()
     assert (err <= s / 2 + 1e-12).all()
@@ -155,7 +156,7 @@ def test_fold_bn() -> None:
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[VGG, object]:
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     data = load_digits(seed=0)
     model = VGG(VGGConfig(channels=(16, "M", 32, "M")))
     train_classifier(model, data, steps=150, lr=3e-3, warmup=10, progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lmlab
 import numpy as np
 import pytest
 import torch
@@ -68,7 +69,7 @@ def test_linear_regression_optimum_matches_the_closed_form() -> None:
 
 def test_contraction_formula_matches_monte_carlo() -> None:
     """E ||w' - w*||^2 / ||w - w*||^2 after one noiseless SGD step equals sgd_linear_contraction."""
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     d, B, lr, n = 6, 3, 0.2, 200_000
     e = torch.randn(d, dtype=torch.float64, generator=g)
     X = torch.randn(n, B, d, dtype=torch.float64, generator=g)
@@ -208,7 +209,7 @@ def test_hand_written_gradients_equal_autograd(block: int | None, monkeypatch: p
 
     if block is not None:  # blocks of a single row of hidden activations: many blocks per batch
         monkeypatch.setattr(regression, "_BLOCK", block)
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     L, S, B, d = 3, 2, 9, 4
     X = torch.randn(S, B, d, generator=g, dtype=torch.float64)
     y = torch.randn(S, B, generator=g, dtype=torch.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lmlab
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,7 @@ from scipy import stats
 
 
 def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+    return lmlab.generator(seed)
 
 
 # ---------------------------------------------------------------------------------------------- bigram language

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lmlab
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import nn
 
 
 def test_masked_cross_entropy_matches_ignore_index() -> None:
-    g = torch.Generator().manual_seed(0)
+    g = lmlab.generator(0)
     logits = torch.randn(3, 7, 11, generator=g, dtype=torch.float64)
     targets = torch.randint(0, 11, (3, 7), generator=g)
     mask = torch.rand(3, 7, generator=g) > 0.4
@@ -55,7 +56,7 @@ def test_masked_cross_entropy_errors() -> None:
 
 
 def test_training_a_zero_layer_model_approaches_the_bigram_entropy() -> None:
-    torch.manual_seed(0)
+    lmlab.seed_everything(0)
     lang = BigramLanguage(8, seed=0)
     model = TinyTransformer(ModelConfig(n_vocab=8, n_ctx=32, d_model=8, n_layers=0, pos_emb="none"))
     with torch.no_grad():
@@ -71,9 +72,9 @@ def test_training_a_zero_layer_model_approaches_the_bigram_entropy() -> None:
 
 
 def test_sgd_iterator_eval_hook_and_params_subset() -> None:
-    torch.manual_seed(1)
+    lmlab.seed_everything(1)
     model = TinyTransformer(ModelConfig(n_vocab=5, n_ctx=8, d_model=4, n_layers=1, n_heads=2, d_mlp=8))
-    x = torch.randint(0, 5, (16, 8), generator=torch.Generator().manual_seed(0))
+    x = torch.randint(0, 5, (16, 8), generator=lmlab.generator(0))
     batches = [(x, (x + 1) % 5)] * 12  # an iterable that runs out after 12 steps
     frozen = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
@@ -103,7 +104,7 @@ def test_sgd_iterator_eval_hook_and_params_subset() -> None:
 
 def test_training_is_deterministic() -> None:
     def run() -> tuple[list[float], torch.Tensor]:
-        torch.manual_seed(3)
+        lmlab.seed_everything(3)
         model = TinyTransformer(ModelConfig(n_vocab=6, n_ctx=16, d_model=8, n_layers=1, n_heads=2))
         hist = train(model, BigramLanguage(6, seed=1).batches(8, 16, seed=4), steps=15, lr=0.01)
         return list(hist), model.W_U()

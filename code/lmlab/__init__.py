@@ -4,6 +4,9 @@ Everything a chapter needs that is longer than a few lines lives here: a tiny tr
 book's notation, deterministic synthetic tasks, a training loop, and the analysis tools of each chapter.
 Nothing is downloaded: data is generated, and "pretrained" models are trained by the package in seconds.
 
+``lmlab.device()`` picks the device; ``lmlab.seed_everything(s)`` and ``lmlab.generator(s)`` seed the draw, which
+the environment variable ``LMLAB_SEED_OFFSET`` shifts (``lmlab.draw_seed``; see ``lmlab._runtime``).
+
 Modules (imported on first use, so ``import lmlab`` stays cheap):
 
 - ``lmlab.model``: ``TinyTransformer`` and ``ModelConfig``, weights in the homework's shapes; ``model.head(l, h)``.
@@ -47,12 +50,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from lmlab._runtime import device, seed_everything
+from lmlab._runtime import device, draw_seed, generator, seed_everything, seed_offset
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 
 _SUBMODULES = (
     "arithmetic",
+    "attribution",
     "checks",
     "chinchilla",
     "circuits",
@@ -86,7 +90,7 @@ _SUBMODULES = (
     "vision",
 )
 
-__all__ = ["__version__", "device", "seed_everything", *_SUBMODULES]
+__all__ = ["__version__", "device", "draw_seed", "generator", "seed_everything", "seed_offset", *_SUBMODULES]
 
 
 def __getattr__(name: str) -> ModuleType:

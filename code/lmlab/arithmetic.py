@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from lmlab._runtime import draw_seed as _draw_seed
 from lmlab.checks import check_int
 from lmlab.tasks import seeded_batches
 
@@ -287,7 +288,7 @@ class ArithmeticTask:
         ]
         if n_heldout >= len(instances):
             raise ValueError(f"n_heldout must be < the number of instances ({len(instances)}), got {n_heldout}")
-        rng = random.Random(seed)
+        rng = random.Random(_draw_seed(seed))
         # balance the operations: draw an op uniformly, then an instance of it
         by_op: dict[str, list[tuple]] = {op: [x for x in instances if x[0] == op] for op in OPS}
         for lst in by_op.values():
@@ -351,7 +352,7 @@ class ArithmeticTask:
         by_op = [lst for lst in by_op if lst]
 
         def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
-            rng = random.Random(s)
+            rng = random.Random(_draw_seed(s))
             picks = []
             for _ in range(batch):
                 lst = by_op[rng.randrange(len(by_op))]

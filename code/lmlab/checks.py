@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmlab._runtime import generator as _generator
+
 __all__ = ["check_float", "check_generator", "check_int", "check_tensor"]
 
 
@@ -83,10 +85,10 @@ def check_generator(generator: Any) -> torch.Generator:
         ValueError: a generator on another device, or a negative seed.
     """
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(check_int("seed", generator, 0))
+        return _generator(check_int("seed", generator, 0))
     if not isinstance(generator, torch.Generator):
         raise TypeError(
-            f"generator must be a torch.Generator or an int seed (e.g. torch.Generator().manual_seed(0)), "
+            "generator must be a torch.Generator or an int seed (e.g. lmlab.generator(0)), "
             f"got {type(generator).__name__}"
         )
     if generator.device.type != "cpu":

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lmlab._runtime import generator as _generator
 from lmlab.checks import check_float, check_int, check_tensor
 from lmlab.tasks import repeated_sequences
 
@@ -245,7 +246,7 @@ def random_composition_baseline(
     check_int("d_model", d_model, 1)
     check_int("d_head", d_head, 1)
     check_int("n_samples", n_samples, 2)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    g = _generator(check_int("seed", seed, 0))
     vals = []
     for _ in range(n_samples):
         Wq, Wk, Wv = (torch.randn(d_head, d_model, generator=g, dtype=torch.float64) for _ in range(3))

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lmlab._runtime import generator as _generator
 from lmlab.checks import check_float, check_int
 from lmlab.model import TinyTransformer
 from lmlab.prompting import prompted_logits
@@ -131,7 +132,7 @@ def maml(
     """
     check_int("meta_steps", meta_steps, 1)
     check_int("tasks_per_step", tasks_per_step, 1)
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed)
     phi = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([phi], lr=outer_lr)
     history = []
@@ -174,7 +175,7 @@ def reptile(
     """Learn a prompt start with Reptile: ``phi <- phi + epsilon * mean_tasks (adapt(phi) - phi)``."""
     check_int("meta_steps", meta_steps, 1)
     check_float("epsilon", epsilon, 0.0, strict=True, high=1.0)
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed)
     phi = start.detach().clone()
     for _ in range(meta_steps):
         delta = torch.zeros_like(phi)
@@ -198,7 +199,7 @@ def tune_prompts(
 ) -> Tensor:
     """One prompt per task, tuned with Adam from ``start`` on ``n_examples`` pairs: ``(len(tasks), P, d_model)``."""
     check_int("steps", steps, 1)
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed)
     out = []
     for k in tasks:
         x, y = sample_pairs(k, p, n_examples, g)
@@ -294,7 +295,7 @@ def mean_adaptation_curve(
         raise ValueError("tasks and seeds must each hold at least one entry")
     total = torch.zeros(steps + 1)
     for s in seeds:
-        g = torch.Generator().manual_seed(int(s))
+        g = _generator(int(s))
         for k in tasks:
             curve = adaptation_curve(model, start, k, p, steps=steps, lr=lr, n_support=n_support, generator=g)
             total += torch.tensor(curve)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lmlab._runtime import generator as _generator
 from lmlab.checks import check_generator, check_int
 
 __all__ = ["ModularAddition"]
@@ -31,7 +32,7 @@ class ModularAddition:
         self.p = check_int("p", p, 3)
         check_int("n_heldout", n_heldout, 1, p - 1)
         check_int("seed", seed, 0)
-        order = torch.randperm(p, generator=torch.Generator().manual_seed(seed)).tolist()
+        order = torch.randperm(p, generator=_generator(seed)).tolist()
         self.heldout_tasks: list[int] = sorted(order[:n_heldout])
         self.train_tasks: list[int] = sorted(order[n_heldout:])
 

@@ -9,10 +9,11 @@ in a cache directory, and loads them on later calls::
     pretrained.info("induction-2l")               # what it is, how it was trained, what it should achieve
 
 The cache directory is ``cache_dir``, else the environment variable ``LMLAB_CACHE``, else ``~/.cache/lmlab``. A file
-is named by a key made of the recipe name, a hash of the recipe's full configuration and ``lmlab.__version__``, so
-changing a recipe or upgrading lmlab trains afresh. A file that cannot be read, that carries another key, or whose
-tensors do not match their recorded SHA-256 is reported with a warning and retrained: it is never trusted. Files
-are written to a temporary name and renamed, so parallel processes never read a half-written file.
+is named by a key made of the recipe name, a hash of the recipe's full configuration (with the draw's seed offset,
+``LMLAB_SEED_OFFSET``) and ``lmlab.__version__``, so changing a recipe, the draw or lmlab trains afresh. A file
+that cannot be read, that carries another key, or whose tensors do not match their recorded SHA-256 is reported
+with a warning and retrained: it is never trusted. Files are written to a temporary name and renamed, so parallel
+processes never read a half-written file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 
 import lmlab
 from lmlab._runtime import device as _default_device
+from lmlab._runtime import draw_seed, seed_offset
 from lmlab.arithmetic import ArithmeticTask, Problem, arithmetic_tokenizer, parse_answer
 from lmlab.checks import check_int
 from lmlab.circuits import centre_columns
@@ -265,6 +267,7 @@ def _config_dict(r: Recipe) -> dict[str, Any]:
         "data": r.data,
         "train": r.train,
         "seed": r.seed,
+        "seed_offset": seed_offset(),  # the draw (LMLAB_SEED_OFFSET): another offset trains another model
         "fingerprint": r.fingerprint,
         "make_model": _qualname(r.make_model),
         "loss_fn": _qualname(r.loss_fn),
@@ -316,7 +319,7 @@ def cache_path(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 def _train_recipe(r: Recipe, dev: torch.device) -> tuple[nn.Module, list[float]]:
     """Train a recipe from its seed: initial weights drawn on the CPU without touching the global generator."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(r.seed)
+        torch.manual_seed(draw_seed(r.seed))
         model = r.make_model(r.model)
     model = model.to(dev)
     settings = {k: v for k, v in r.train.items() if k != "batch"}

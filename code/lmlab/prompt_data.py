@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from lmlab._runtime import draw_seed as _draw_seed
+from lmlab._runtime import generator as _generator
 from lmlab.arithmetic import ArithmeticTask, Problem
 from lmlab.checks import check_float, check_int
 from lmlab.modular import ModularAddition
@@ -101,7 +103,7 @@ class StyledArithmetic:
         check_int("batch", batch, 1)
 
         def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
-            rng = random.Random(s)
+            rng = random.Random(_draw_seed(s))
             docs = []
             for _ in range(batch):
                 p = self.train[rng.randrange(len(self.train))]
@@ -138,7 +140,7 @@ class ModularTagged:
         check_int("batch", batch, 1)
 
         def draw(s: int) -> tuple[Tensor, Tensor, Tensor]:
-            g = torch.Generator().manual_seed(s)
+            g = _generator(s)
             ks = torch.randint(0, self.p, (batch,), generator=g)
             x, y = self.family.sample(ks, batch, 1, g)
             inputs = torch.cat([ks[:, None] + self.p, x], 1)

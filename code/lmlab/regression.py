@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lmlab._runtime import generator as _generator
+
 __all__ = ["RegressionTask", "LinearModel", "MLPModel", "derive_seed"]
 
 
@@ -82,7 +84,7 @@ class RegressionTask:
         """``n`` held-out inputs ``(n, d)`` and their noiseless labels ``f*(x)`` ``(n,)`` (seeded by the task)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
-        g = torch.Generator().manual_seed(derive_seed(self.seed, 2))
+        g = _generator(derive_seed(self.seed, 2))
         X = torch.randn(n, self.dim, generator=g, dtype=torch.float64)
         y = self.f_star(X, self.teacher_params(dtype=torch.float64))
         return X.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
@@ -92,7 +94,7 @@ class RegressionTask:
 def _teacher_cpu64(task: RegressionTask) -> tuple[Tensor, ...]:
     """The teacher of ``task`` in float64 on the CPU, drawn once per task (the MLP teacher's scale needs a probe of
     16384 inputs, too costly to repeat for every run)."""
-    g = torch.Generator().manual_seed(derive_seed(task.seed, 1))
+    g = _generator(derive_seed(task.seed, 1))
     d, m = task.dim, task.teacher_width
     if task.teacher == "linear":
         w = torch.randn(d, generator=g, dtype=torch.float64)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from lmlab._runtime import device as default_device
+from lmlab._runtime import generator as _seeded_generator
 from lmlab.regression import LinearModel, MLPModel, RegressionTask, derive_seed
 
 __all__ = [
@@ -100,7 +101,7 @@ def _steps_for(batch_size: int, steps: int | None, examples: int | None) -> int:
 def _generator(seed: int, batch_size: int) -> torch.Generator:
     """The data stream of one (seed, batch size): shared by every learning rate (common random numbers). It draws on
     the CPU, so a run sees the same examples on every device."""
-    return torch.Generator().manual_seed(derive_seed(seed, 3, batch_size))
+    return _seeded_generator(derive_seed(seed, 3, batch_size))
 
 
 def _draw(
@@ -271,7 +272,7 @@ def sweep(
     teacher = task.teacher_params(dev, dtype)
     test = task.test_set(n_test, dev, dtype)
     L, S = len(lr_list), len(seed_list)
-    inits = [model.init(torch.Generator().manual_seed(derive_seed(s, 0))) for s in seed_list]
+    inits = [model.init(_seeded_generator(derive_seed(s, 0))) for s in seed_list]
     records: list[dict[str, Any]] = []
     eval_steps: dict[int, np.ndarray] = {}
     curves: dict[int, np.ndarray] = {}
@@ -402,7 +403,7 @@ def train_one(
     dev = torch.device(device) if device is not None else default_device()
     teacher = task.teacher_params(dev, dtype)
     test = task.test_set(n_test, dev, dtype)
-    init = [p.to(dev, dtype) for p in model.init(torch.Generator().manual_seed(derive_seed(seed, 0)))]
+    init = [p.to(dev, dtype) for p in model.init(_seeded_generator(derive_seed(seed, 0)))]
     net = model.module(init)
     opt: torch.optim.Optimizer = (
         torch.optim.SGD(net.parameters(), lr=lr)

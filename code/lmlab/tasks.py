@@ -24,6 +24,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from lmlab._runtime import generator as _generator
 from lmlab.checks import check_generator, check_int
 
 B = TypeVar("B")
@@ -44,7 +45,8 @@ def seeded_batches(draw: Callable[[int], B], seed: int) -> Callable[[int], B]:
 
     Every batch comes from its own seed, so a run can be resumed or repeated from any step, on any machine, and
     two sources with different ``seed`` never share a batch in practice. ``draw`` gets that int and seeds its own
-    generator with it (``torch.Generator().manual_seed(s)`` or ``random.Random(s)``).
+    generator with it through :func:`lmlab.generator` (or ``random.Random(lmlab.draw_seed(s))``), so the draw's
+    seed offset reaches it.
     """
     check_int("seed", seed, 0)
     return lambda step: draw(seed * 1_000_003 + step)
@@ -97,7 +99,7 @@ class BigramLanguage:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
         self.concentration = float(concentration)
         self.smoothing = float(smoothing)
-        g = torch.Generator().manual_seed(seed)
+        g = _generator(seed)
         # Dirichlet via normalised Gamma draws; torch's _standard_gamma takes no generator, so use the
         # Marsaglia-Tsang trick on uniform/normal draws from our generator for full determinism.
         gam = _gamma(torch.full((n_vocab, n_vocab), self.concentration, dtype=torch.float64), g)
@@ -163,9 +165,7 @@ class BigramLanguage:
         """
         check_int("batch", batch, 1)
         check_int("n", n, 1)
-        return seeded_batches(
-            lambda s: next_token_pairs(self.sample(batch, n + 1, torch.Generator().manual_seed(s))), seed
-        )
+        return seeded_batches(lambda s: next_token_pairs(self.sample(batch, n + 1, _generator(s))), seed)
 
 
 def _gamma(alpha: Tensor, g: torch.Generator) -> Tensor:
@@ -310,7 +310,7 @@ class RepeatedSequences:
         check_int("batch", batch, 1)
 
         def draw(s: int) -> tuple[Tensor, Tensor]:
-            g = torch.Generator().manual_seed(s)
+            g = _generator(s)
             n = int(torch.randint(self.min_len, self.max_len + 1, (1,), generator=g))
             return next_token_pairs(repeated_sequences(batch, n, self.n_vocab, g, bos=self.bos))
 

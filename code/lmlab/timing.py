@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from lmlab._runtime import device as lmlab_device
+from lmlab._runtime import generator as _generator
 from lmlab.checks import check_int
 
 __all__ = ["best_time", "time_concat_vs_sum"]
@@ -105,7 +106,7 @@ def time_concat_vs_sum(
         raise ValueError(f"n_heads = {n_heads} must divide d_model = {d_model}")
     dev = lmlab_device() if device is None else torch.device(device)
     d_head = d_model // n_heads
-    g = torch.Generator(device="cpu").manual_seed(seed)
+    g = _generator(seed)
     W_all = torch.randn(n_heads, d_model, d_head, generator=g, dtype=dtype).to(dev)
     r_all = torch.randn(n_heads, d_head, n_context, generator=g, dtype=dtype).to(dev)
     W_list = list(W_all.unbind(0))

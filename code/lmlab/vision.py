@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lmlab._runtime import generator as _generator
 from lmlab.train import History, train
 
 __all__ = ["Digits", "VGG", "VGGConfig", "accuracy", "classification_loss", "load_digits", "train_classifier"]
@@ -63,7 +64,7 @@ class Digits:
         n = len(self.y_train)
 
         def make(step: int) -> tuple[Tensor, Tensor]:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            g = _generator(seed * 1_000_003 + step)
             idx = torch.randint(n, (batch,), generator=g)
             return self.x_train[idx], self.y_train[idx]
 
@@ -95,7 +96,7 @@ def load_digits(*, seed: int = 0, size: int = 8, val_fraction: float = 0.2, test
     if size != 8:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     n = len(y)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(n, generator=_generator(seed))
     n_val, n_test = int(val_fraction * n), int(test_fraction * n)
     i_test, i_val, i_train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
     mean, std = float(x[i_train].mean()), float(x[i_train].std())
