@@ -50,6 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write each chapter that passed, with the outputs nbval recorded, to DIR/<name>.ipynb",
     )
+    parser.addoption(
+        "--lmlab-draw-record",
+        metavar="DIR",
+        default=None,
+        help="write DIR/<name>.json for each chapter: the draw it ran on (seed offset, CPU kernels, threads, "
+        "device), whether every cell passed, and its run time (the status page shows the second draw's records)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,9 +111,13 @@ def pytest_collect_file(file_path: pathlib.Path, parent: pytest.Collector) -> py
 
         def teardown(self) -> None:
             super().teardown()
+            items = getattr(self, "_lmlab_items", [])
             out = self.config.getoption("lmlab_executed")
             if out:
-                write_executed(self.path, getattr(self, "_lmlab_items", []), pathlib.Path(out))
+                write_executed(self.path, items, pathlib.Path(out))
+            record = self.config.getoption("lmlab_draw_record")
+            if record:
+                write_draw_record(self.path, items, pathlib.Path(record))
 
     return MarkdownNotebook.from_parent(parent, path=file_path)
 
@@ -120,6 +131,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.when == "call":
         item._lmlab_passed = getattr(item, "_lmlab_passed", True)  # type: ignore[attr-defined]
         item._lmlab_seconds = report.duration  # type: ignore[attr-defined]  # the cell's run time
+
+
+def current_draw() -> dict[str, Any]:
+    """The draw the chapter kernels run on: seed offset, CPU kernel family, thread count and device (from the
+    environment, which the kernels inherit; unset values are the machine's own)."""
+    return {
+        "seed_offset": int(os.environ.get("LMLAB_SEED_OFFSET") or 0),
+        "cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY") or "native",
+        "threads": os.environ.get("OMP_NUM_THREADS") or "all",
+        "device": os.environ.get("LMLAB_DEVICE") or "auto",
+    }
+
+
+def write_draw_record(md: pathlib.Path, items: list[Any], out: pathlib.Path) -> None:
+    """Write ``out/<name>.json``: the draw, whether every code cell of chapter ``md`` passed, and its run time."""
+    import json
+
+    passed = bool(items) and all(getattr(i, "_lmlab_passed", False) for i in items)
+    failed = [n for n, i in enumerate(items, start=1) if not getattr(i, "_lmlab_passed", False)]
+    record = {
+        "chapter": md.stem,
+        "passed": passed,
+        "cells": len(items),
+        "first_failed_cell": failed[0] if failed else None,
+        "seconds": sum(getattr(i, "_lmlab_seconds", 0.0) for i in items),
+        "draw": current_draw(),
+        "run": os.environ.get("LMLAB_RUN_ID", ""),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{md.stem}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def write_executed(md: pathlib.Path, items: list[Any], out: pathlib.Path) -> None:

@@ -106,6 +106,11 @@ def test_bibliography_keys_exist() -> None:
 CODE_WIDTH = 78  # characters a code cell shows in the text column of the website
 NARROW_CODE_WIDTH = 74  # in a collapsed (hide-input) cell or a solution box, which sit indented
 OPENING = "What you will be able to do"
+# Seeding that bypasses the draw (LMLAB_SEED_OFFSET): use lmlab.seed_everything / lmlab.generator / lmlab.draw_seed.
+RAW_SEEDING = re.compile(
+    r"torch\.manual_seed\(|torch\.Generator\([^)]*\)\.manual_seed\(|np\.random\.seed\(|"
+    r"np\.random\.default_rng\(\s*\d|random\.Random\(\s*\d|random\.seed\("
+)
 
 
 def template_problems(text: str) -> list[str]:
@@ -114,7 +119,8 @@ def template_problems(text: str) -> list[str]:
     - every code cell's lines fit the column (at most ``CODE_WIDTH`` characters; ``NARROW_CODE_WIDTH`` in a
       collapsed ``hide-input`` cell or a solution box, which are narrower);
     - right after the title (before the first ``##`` section) an admonition titled "What you will be able to do";
-    - a ``## Summary`` section, and ``## Exercises`` as the last section, holding every exercise of the chapter.
+    - a ``## Summary`` section, and ``## Exercises`` as the last section, holding every exercise of the chapter;
+    - no seeding that bypasses the draw (``RAW_SEEDING``): a chapter's claims must hold on any seed offset.
     """
     problems = []
     nb = read_myst_markdown_notebook(text)
@@ -136,8 +142,13 @@ def template_problems(text: str) -> list[str]:
             for line in cell.source.splitlines()
             if len(line) > width
         ]
+        long += [
+            f"code cell {n}: seeds outside lmlab (use lmlab.generator / lmlab.seed_everything): {line.strip()[:50]}"
+            for line in cell.source.splitlines()
+            if RAW_SEEDING.search(line)
+        ]
     if long:
-        problems += [f"{len(long)} code line(s) wider than the column, e.g.", *long[:3]]
+        problems += [f"{len(long)} code line(s) wider than the column or seeding outside the draw, e.g.", *long[:3]]
     sections: list[str] = []  # the ## headings, in order
     opening = False
     exercises_outside = 0
@@ -207,6 +218,8 @@ def test_template_checks_pass_a_conforming_chapter() -> None:
     "change, problem",
     [
         (("x = 1  # a short line", "x = 1  # " + "a" * 70), "line of 79 > 78"),
+        (("x = 1  # a short line", "g = torch.Generator().manual_seed(0)"), "seeds outside lmlab"),
+        (("x = 1  # a short line", "torch.manual_seed(3)"), "seeds outside lmlab"),
         ((":::{admonition} What you will be able to do", ":::{admonition} Goals"), "What you will be able to do"),
         (("## Summary", "## Results"), "no '## Summary'"),
         (("## Exercises", "## Problems"), "not '## Exercises'"),

@@ -222,3 +222,46 @@ def test_errors() -> None:
         lora.add_lora(_model(), ["W_nope"], 2)
     with pytest.raises(ValueError, match="no LoRA adapters"):
         lora.lora_param_groups(_model(), 1e-3)
+
+
+def test_add_lora_is_atomic_and_explicit() -> None:
+    """A failing target leaves the model untouched; no empty target list; only known 3-D head stacks."""
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    # W_Q matches and is valid; W_nope fails afterwards: nothing may have changed
+    with pytest.raises(ValueError, match="matches no nn.Linear"):
+        lora.add_lora(model, ["W_Q", "W_nope"], 2)
+    # lora-ga without a gradient for the second target fails after the first target is planned
+    grads = lora.weight_gradients(model, ["W_in"], _batch())
+    with pytest.raises(ValueError, match="needs grads"):
+        lora.add_lora(model, ["W_in", "W_out"], 2, "lora-ga", grads=grads)
+    with pytest.raises(ValueError, match="rank must be in"):
+        lora.add_lora(model, ["W_in", "W_U"], 12)  # fits W_in (24 x 16), not W_U (11 x 16)
+    assert not lora.adapters(model)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
+    with pytest.raises(ValueError, match="at least one weight"):
+        lora.add_lora(model, [], 2)
+
+    class Stacked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kernel = nn.Parameter(torch.randn(2, 3, 4))
+
+    with pytest.raises(ValueError, match="per-head stacks"):
+        lora.add_lora(Stacked(), ["kernel"], 1)
+
+
+def test_merged_flag_is_saved_in_the_state_dict() -> None:
+    layer = lora.LoRALinear(_linear(), 3, "xavier", generator=lmlab.generator(0))
+    x = torch.randn(5, 9, dtype=torch.float64)
+    out = layer(x)
+    layer.merge()
+    restored = lora.LoRALinear(_linear(), 3, generator=lmlab.generator(1))
+    restored.load_state_dict(layer.state_dict())
+    assert restored.merged
+    assert torch.allclose(restored(x), out, atol=1e-12)  # not s A B added twice
+    restored.unmerge()
+    assert not restored.merged and torch.allclose(restored(x), out, atol=1e-12)

@@ -54,7 +54,23 @@ def test_ci_runs_make_test_and_a_gpu_job() -> None:
     make_test_job(ci)
     gpu = ci["jobs"]["gpu"]
     assert "vars.GPU_RUNNER_LABEL" in str(gpu["runs-on"]), "the GPU runner label must be a workflow variable"
-    assert any("--nbval-lax" in str(step.get("run", "")) for step in gpu["steps"])
+    assert gpu.get("env", {}).get("LMLAB_DEVICE") == "cuda", "the GPU job must not fall back to the CPU"
+    runs = " ".join(str(step.get("run", "")) for step in gpu["steps"])
+    assert "--nbval-lax" in runs or "make test-draws" in runs
+
+
+def test_make_test_runs_a_second_draw_and_ci_runs_every_draw() -> None:
+    """`make test` reruns the unit tests and chapters on a second draw; a scheduled job runs all draws."""
+    makefile = (ROOT / "Makefile").read_text()
+    book_strict = next(line for line in makefile.splitlines() if line.startswith("book-strict:"))
+    assert "test-draw2" in book_strict.split(":", 1)[1], "make test must run the second draw before the site build"
+    ci = load("ci.yml")
+    draws = ci["jobs"]["draws"]
+    matrix = draws["strategy"]["matrix"]
+    assert matrix["offset"] == [0, 1, 2] and set(matrix["kernels"]) == {"default", "avx2", "native"}
+    assert set(matrix["threads"]) == {1, 2}
+    assert any("make test-draw " in str(step.get("run", "")) for step in draws["steps"])
+    assert any("cron" in str(t) for t in ci[True]["schedule"])  # yaml reads the key `on` as True
 
 
 def test_pages_publish_only_what_passed_make_test() -> None:

@@ -2,8 +2,10 @@
 
 - ``{lmlab-status-table}``: the status page's table of executed chapters, with each chapter's title, when and how it
   last ran, its run time, its cold-run budget (read from the chapter's front matter, ``lmlab: cpu_budget_s``, so a
-  new chapter appears with its budget automatically) and whether it succeeded, in plain words. It replaces
-  myst-nb's ``{nb-exec-table}``, which shows file names and emoji.
+  new chapter appears with its budget automatically) and whether it succeeded, in plain words; and whether it passed
+  again on the second draw of ``make test`` (another seed offset, the portable CPU kernels, one thread: the records
+  ``_build/draws/second/<name>.json`` that ``conftest.py`` writes). It replaces myst-nb's ``{nb-exec-table}``, which
+  shows file names and emoji.
 - The bibliography style ``author_year``: pybtex's ``plain`` entries, sorted by author and year, labelled
   "Elhage et al., 2021", so the reference list matches the author-year citations in the text
   (``bibtex_reference_style: author_year``).
@@ -57,7 +59,51 @@ class StatusTable(SphinxDirective):
         return [StatusTableNode()]
 
 
-_HEADERS = ("Chapter", "Last run", "Method", "Run time (s)", "Budget (s)", "Status")
+_HEADERS = ("Chapter", "Last run", "Method", "Run time (s)", "Budget (s)", "Status", "Second draw")
+SECOND_DRAW = Path("_build") / "draws" / "second"
+
+
+def second_draw_records(srcdir: Path) -> dict[str, dict[str, Any]]:
+    """The second draw's record of each chapter, by chapter name (empty when ``make test-draw2`` has not run)."""
+    import json
+
+    records: dict[str, dict[str, Any]] = {}
+    for f in sorted((srcdir / SECOND_DRAW).glob("*.json")):
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict):
+            records[f.stem] = rec
+    return records
+
+
+def _draw_words(draw: dict[str, Any]) -> str:
+    threads = draw.get("threads")
+    return (
+        f"seed offset {draw.get('seed_offset')} (LMLAB_SEED_OFFSET), CPU kernels "
+        f"{draw.get('cpu_capability')} (ATEN_CPU_CAPABILITY), {threads} thread{'' if threads == '1' else 's'}"
+    )
+
+
+def _second_draw_cell(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "not run"
+    if rec.get("passed"):
+        return "passed"
+    cell = rec.get("first_failed_cell")
+    return f"failed (cell {cell})" if cell else "failed"
+
+
+def _second_draw_note(records: dict[str, dict[str, Any]]) -> nodes.paragraph:
+    draws = {_draw_words(r.get("draw") or {}) for r in records.values()}
+    if not records:
+        text = "Second draw: not run in this build (make test runs it; make book does not)."
+    elif len(draws) == 1:
+        text = f"Second draw: every chapter executed once more on {draws.pop()}, by make test."
+    else:
+        text = "Second draw: the chapters were executed once more on several draws, by make test."
+    return nodes.paragraph(text=text)
 
 
 def _entry(content: nodes.Node | str) -> nodes.entry:
@@ -66,7 +112,7 @@ def _entry(content: nodes.Node | str) -> nodes.entry:
     return nodes.entry("", para)
 
 
-def _table(env: Any, parent: str) -> nodes.table:
+def _table(env: Any, parent: str, records: dict[str, dict[str, Any]]) -> nodes.table:
     from myst_nb.sphinx_ import NbMetadataCollector
 
     table = nodes.table(classes=["colwidths-auto", "lmlab-status"])
@@ -112,6 +158,7 @@ def _table(env: Any, parent: str) -> nodes.table:
             "–" if runtime is None else f"{runtime:.1f}",
             "–" if budget is None else f"{budget:g}",
             status,
+            _second_draw_cell(records.get(posixpath.basename(docname))),
         ):
             row += _entry(cell)
         body += row
@@ -140,8 +187,9 @@ class StatusTableTransform(SphinxPostTransform):
     default_priority = 8
 
     def run(self, **kwargs: Any) -> None:
+        records = second_draw_records(Path(self.app.srcdir))
         for node in list(self.document.findall(StatusTableNode)):
-            node.replace_self(_table(self.env, self.env.docname))
+            node.replace_self([_table(self.env, self.env.docname, records), _second_draw_note(records)])
 
 
 def _last_name(person: Any) -> str:

@@ -104,13 +104,35 @@ class LoRALinear(nn.Module):
         check_rank(rank, m, l)
         _check_init(init)
         A, B, W_frozen = init_factors(base.weight, rank, init, scale=scale, grad=grad, generator=generator)
+        self._attach(base, LoRAFactors(A, B, scale), W_frozen)
+
+    def _attach(self, base: nn.Linear, factors: LoRAFactors, W_frozen: Tensor) -> None:
         self.base = base
         with torch.no_grad():
             base.weight.copy_(W_frozen)
         for p in base.parameters():
             p.requires_grad_(False)
-        self.lora = LoRAFactors(A, B, scale)
-        self.merged = False
+        self.lora = factors
+        # saved in state_dict, so a merged layer is restored as merged (its base weight holds W_0 + s A B)
+        self.register_buffer("merged_flag", torch.zeros((), dtype=torch.bool, device=base.weight.device))
+
+    @classmethod
+    def _from_factors(cls, base: nn.Linear, factors: LoRAFactors, W_frozen: Tensor) -> LoRALinear:
+        """Wrap ``base`` with factors computed beforehand (``add_lora`` computes every adapter before it changes
+        anything)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer._attach(base, factors, W_frozen)
+        return layer
+
+    @property
+    def merged(self) -> bool:
+        """Whether s A B has been folded into the base weight (:meth:`merge`); saved in ``state_dict``."""
+        return bool(self.merged_flag)
+
+    @merged.setter
+    def merged(self, value: bool) -> None:
+        self.merged_flag.fill_(bool(value))
 
     @property
     def weight(self) -> Tensor:
@@ -169,12 +191,20 @@ class _LoRAParametrization(nn.Module):
         return W + _from_matrix(self.lora.delta(), self.layout, self.shape)
 
 
+# The per-head stacks of lmlab.model: W_Q, W_K, W_V (H, d_head, d_model) stack heads as rows; W_O (H, d_model,
+# d_head) as columns. Any other 3-D weight has no known matrix layout and is refused.
+HEAD_STACKS = {"W_Q": "rows", "W_K": "rows", "W_V": "rows", "W_O": "cols"}
+
+
 def _layout(name: str, p: Tensor) -> str:
     if p.dim() == 2:
         return "matrix"
-    if p.dim() == 3:
-        return "cols" if name.split(".")[-1] == "W_O" else "rows"
-    raise ValueError(f"cannot adapt {name!r} of shape {tuple(p.shape)}: only matrices and per-head stacks (3-D)")
+    if p.dim() == 3 and name.split(".")[-1] in HEAD_STACKS:
+        return HEAD_STACKS[name.split(".")[-1]]
+    raise ValueError(
+        f"cannot adapt {name!r} of shape {tuple(p.shape)}: only matrices and the per-head stacks "
+        f"{', '.join(HEAD_STACKS)} (3-D)"
+    )
 
 
 def add_lora(
@@ -200,12 +230,24 @@ def add_lora(
     Returns:
         ``{full name: LoRAFactors}`` of the adapters added (also reachable with :func:`adapters`).
 
+    The call is atomic: every target is resolved and every adapter computed before the model is changed, so a bad
+    target, rank or gradient raises with the model untouched.
+
     Raises:
-        ValueError: a target matches nothing (the adaptable names are listed), bad rank or init.
+        TypeError: ``targets`` is not a name or a sequence of names; ``grads`` is not a dict.
+        ValueError: ``targets`` is empty or a target matches nothing (the adaptable names are listed); a 3-D
+            weight that is not a head stack of :mod:`lmlab.model`; bad rank or init; ``"lora-ga"`` without a
+            gradient for a target, or one of the wrong shape.
     """
     _check_init(init)
     if isinstance(targets, str):
         targets = [targets]
+    if not isinstance(targets, Sequence) or not all(isinstance(t, str) for t in targets):
+        raise TypeError(f"targets must be a name or a sequence of names, got {targets!r}")
+    if len(targets) == 0:
+        raise ValueError("targets must name at least one weight to adapt, got an empty sequence")
+    if grads is not None and not isinstance(grads, dict):
+        raise TypeError(f"grads must be a dict of full parameter name -> dL/dW, got {type(grads).__name__}")
     linears = {n: mod for n, mod in model.named_modules() if isinstance(mod, nn.Linear)}
     params = {n: p for n, p in model.named_parameters() if p.dim() in (2, 3)}
     chosen: list[str] = []
@@ -215,28 +257,40 @@ def add_lora(
             known = ", ".join([*linears, *params])
             raise ValueError(f"target {t!r} matches no nn.Linear or weight of the model; adaptable: {known}")
         chosen += [h for h in hits if h not in chosen]
+    # 1. Plan: every check and every adapter's factors, before the model is touched, so a failure on a later
+    #    target leaves the model as it was.
+    plan: list[tuple[str, str, LoRAFactors, Tensor]] = []
+    for name in chosen:
+        grad = None if grads is None else grads.get(name)
+        if init == "lora-ga" and grad is None:
+            raise ValueError(f"init 'lora-ga' needs grads[{name!r}] (see weight_gradients)")
+        if name in linears:
+            W = linears[name].weight.detach()
+            layout = "linear"
+        else:
+            p = params[name]
+            layout = _layout(name, p)
+            W = _to_matrix(p.detach(), layout)
+            grad = None if grad is None else _to_matrix(grad, layout)
+        check_rank(rank, *W.shape)
+        if grad is not None and tuple(grad.shape) != tuple(W.shape):
+            raise ValueError(f"grads[{name!r}] has shape {tuple(grad.shape)}, the weight {tuple(W.shape)}")
+        A, B, W_frozen = init_factors(W, rank, init, scale=scale, grad=grad, generator=generator)
+        plan.append((name, layout, LoRAFactors(A, B, scale), W_frozen))
+    # 2. Commit: freeze the model and attach the planned adapters.
     for p in model.parameters():
         p.requires_grad_(False)
     out: dict[str, LoRAFactors] = {}
-    for name in chosen:
-        grad = None if grads is None else grads.get(name)
+    for name, layout, factors, W_frozen in plan:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        if name in linears:
-            g = None if grad is None else grad
-            layer = LoRALinear(linears[name], rank, init, scale=scale, grad=g, generator=generator)
-            setattr(parent, attr, layer)
-            out[name] = layer.lora
-            continue
-        p = params[name]
-        layout = _layout(name, p)
-        W = _to_matrix(p.detach(), layout)
-        g = None if grad is None else _to_matrix(grad, layout)
-        A, B, W_frozen = init_factors(W, rank, init, scale=scale, grad=g, generator=generator)
-        with torch.no_grad():
-            p.copy_(_from_matrix(W_frozen, layout, p.shape))
-        factors = LoRAFactors(A, B, scale)
-        parametrize.register_parametrization(parent, attr, _LoRAParametrization(factors, layout, p.shape))
+        if layout == "linear":
+            setattr(parent, attr, LoRALinear._from_factors(linears[name], factors, W_frozen))
+        else:
+            p = params[name]
+            with torch.no_grad():
+                p.copy_(_from_matrix(W_frozen, layout, p.shape))
+            parametrize.register_parametrization(parent, attr, _LoRAParametrization(factors, layout, p.shape))
         out[name] = factors
     return out
 
