@@ -113,8 +113,7 @@ class LoRALinear(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)
         self.lora = factors
-        # saved in state_dict, so a merged layer is restored as merged (its base weight holds W_0 + s A B)
-        self.register_buffer("merged_flag", torch.zeros((), dtype=torch.bool, device=base.weight.device))
+        self.merged = False  # saved in state_dict (get_extra_state), so a merged layer is restored as merged
 
     @classmethod
     def _from_factors(cls, base: nn.Linear, factors: LoRAFactors, W_frozen: Tensor) -> LoRALinear:
@@ -125,14 +124,14 @@ class LoRALinear(nn.Module):
         layer._attach(base, factors, W_frozen)
         return layer
 
-    @property
-    def merged(self) -> bool:
-        """Whether s A B has been folded into the base weight (:meth:`merge`); saved in ``state_dict``."""
-        return bool(self.merged_flag)
+    def get_extra_state(self) -> dict[str, bool]:
+        """What ``state_dict`` saves beside the tensors: whether s A B is folded into the base weight."""
+        return {"merged": self.merged}
 
-    @merged.setter
-    def merged(self, value: bool) -> None:
-        self.merged_flag.fill_(bool(value))
+    def set_extra_state(self, state: Any) -> None:
+        if not isinstance(state, dict) or not isinstance(state.get("merged"), bool):
+            raise ValueError(f"a LoRALinear's extra state must be {{'merged': bool}}, got {state!r}")
+        self.merged = state["merged"]
 
     @property
     def weight(self) -> Tensor:
