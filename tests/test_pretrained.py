@@ -121,7 +121,8 @@ def test_first_load_trains_and_caches_then_hits(
     assert m1.pretrained_info["meta"]["source"] == "trained"
     path = pretrained.cache_path(quick, tmp_path)
     assert path.exists() and path.parent == tmp_path
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left behind
+    left = [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
+    assert left == [path.name]  # no temporary files left behind
     m2 = pretrained.load(quick, cache_dir=tmp_path, device="cpu")
     assert m2.pretrained_info["meta"]["source"] == "cache"
     assert same(weights(m1), weights(m2))
@@ -215,6 +216,29 @@ def test_damaged_or_foreign_cache_file_is_rejected_and_retrained(
     # the file was rewritten and is trusted again
     again = pretrained.load(quick, cache_dir=tmp_path, device="cpu")
     assert again.pretrained_info["meta"]["source"] == "cache"
+
+
+def test_two_loaders_train_a_recipe_once(quick: str, tmp_path: Path) -> None:
+    """Two threads asking for the same untrained recipe: one trains it, the other waits and reads the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        models = list(pool.map(lambda _: pretrained.load(quick, cache_dir=tmp_path, device="cpu"), range(2)))
+    sources = sorted(m.pretrained_info["meta"]["source"] for m in models)
+    assert sources == ["cache", "trained"]
+    assert same(weights(models[0]), weights(models[1]))
+
+
+def test_seed_offset_is_another_draw_with_its_own_cache_key(
+    quick: str, good: tuple[bytes, dict[str, torch.Tensor]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LMLAB_SEED_OFFSET trains another model (other initial weights and data) under another key."""
+    key0 = pretrained.info(quick)["key"]  # `good` was trained on this draw's offset
+    monkeypatch.setenv("LMLAB_SEED_OFFSET", str(lmlab.seed_offset() + 1))
+    assert pretrained.info(quick)["key"] != key0
+    assert pretrained.info(quick)["seed_offset"] == lmlab.seed_offset()
+    other = pretrained.load(quick, cache_dir=tmp_path, device="cpu")
+    assert not same(weights(other), good[1])
 
 
 def test_unwritable_cache_warns_but_returns_a_model(quick: str, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ processes never read a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,10 @@ register(
         loss_fn=classification_loss,
         train={"steps": 300, "batch": 64, "lr": 0.003, "schedule": "cosine", "warmup": 20},
         seed=0,
-        target=">= 98% accuracy on the 359 held-out test digits (lmlab.vision.accuracy)",
+        target=(
+            ">= 98% accuracy on the 359 held-out test digits (lmlab.vision.accuracy); measured 99.4-99.7% over seed "
+            "offsets 0-2 x ATEN_CPU_CAPABILITY default, avx2 and native (AVX-512), one thread"
+        ),
     )
 )
 
@@ -216,11 +220,13 @@ register(
         make_task=StyledArithmetic,
         task=_STYLED,
         fingerprint=ArithmeticTask(**_ARITH).fingerprint,
-        train={**_ARITH_TRAIN, "steps": 600},
+        train={**_ARITH_TRAIN, "steps": 1000},
         seed=0,
         target=(
             "< 10% exact answers ('Final answer:' parser) on held-out questions with no prompt (it answers "
-            "tersely); >= 90% behind the hint 'Show ' (measured 97% on 200 held-out questions)"
+            "tersely); >= 90% behind the hint 'Show ' (measured 100% on 200 held-out questions on every draw "
+            "tried: seed offsets 0-2, ATEN_CPU_CAPABILITY default/avx2/native, 1 and 2 threads; no prompt 0%. "
+            "600 steps gave 78-87%)"
         ),
     )
 )
@@ -432,6 +438,31 @@ def load(
     r = _recipe(name)
     dev = torch.device(device) if device is not None else _default_device()
     path = cache_path(name, cache_dir)
+    with _training_lock(path):  # a second process asking for the same recipe waits, then reads the cache
+        return _load_locked(name, r, dev, path, retrain)
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` while a recipe is read or trained, so two processes never train the same recipe twice.
+
+    Where the lock cannot be taken (a read-only cache folder), the work goes on unlocked: at worst twice."""
+    try:
+        import filelock
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path) + ".lock", timeout=1800)
+        lock.acquire()
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _load_locked(name: str, r: Recipe, dev: torch.device, path: Path, retrain: bool) -> TinyTransformer:
     model: TinyTransformer | None = None
     meta: dict[str, Any] = {}
     if not retrain and path.exists():
@@ -442,7 +473,7 @@ def load(
             warnings.warn(
                 f"lmlab.pretrained: cache file {path} {e}; it is ignored and {name!r} is retrained",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
     if model is None:
         start = time.perf_counter()
@@ -460,7 +491,7 @@ def load(
             warnings.warn(
                 f"lmlab.pretrained: could not write the cache file {path} ({e}); the model is not cached",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
     model.eval()
     model.pretrained_info = {**info(name), "meta": meta}  # type: ignore[attr-defined]
