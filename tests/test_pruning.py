@@ -167,6 +167,16 @@ def test_count_macs_agrees_with_torch_flop_counter() -> None:
     assert mm == 2 * macs["classifier"]
 
 
+def test_count_outputs_counts_every_leaf() -> None:
+    model = VGG(VGGConfig(channels=(4, "M", 8)))
+    counts = pruning.count_outputs(model, torch.randn(3, 1, 8, 8))
+    assert counts["backbone.conv0"] == counts["backbone.relu0"] == 3 * 4 * 8 * 8
+    assert counts["backbone.pool0"] == 3 * 4 * 4 * 4 and counts["backbone.bn1"] == 3 * 8 * 4 * 4
+    assert counts["classifier"] == 3 * 10
+    small = pruning.channel_prune(model, 0.5)
+    assert pruning.count_outputs(small, torch.randn(3, 1, 8, 8))["backbone.bn1"] == 3 * 4 * 4 * 4
+
+
 def test_semi_structured_mask_is_two_of_four() -> None:
     w = torch.randn(8, 16, generator=lmlab.generator(0))
     mask = pruning.semi_structured_mask(w)

@@ -19,11 +19,13 @@ from torch.nn.utils import parametrize
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
-def test_kmeans_matches_sklearn(bits: int) -> None:
+def test_kmeans_linear_init_matches_sklearn(bits: int) -> None:
+    """From the same evenly spaced start (no cluster empties here), Lloyd's iterations give scikit-learn's
+    centroids."""
     from sklearn.cluster import KMeans
 
     x = torch.randn(3000, generator=lmlab.generator(bits), dtype=torch.float64)
-    c, labels = qz.kmeans_1d(x, 2**bits)
+    c, labels = qz.kmeans_1d(x, 2**bits, init="linear")
     init = np.linspace(float(x.min()), float(x.max()), 2**bits).reshape(-1, 1)
     km = KMeans(2**bits, init=init, n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(x.numpy().reshape(-1, 1))
     np.testing.assert_allclose(c.numpy(), np.sort(km.cluster_centers_.ravel()), rtol=0, atol=1e-9)
@@ -31,6 +33,34 @@ def test_kmeans_matches_sklearn(bits: int) -> None:
     assert torch.equal(labels, (x[:, None] - c[None]).abs().argmin(dim=1))
     for k in range(2**bits):
         assert torch.isclose(x[labels == k].mean(), c[k], atol=1e-12)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 8])
+def test_kmeans_pp_is_as_good_as_sklearn_and_uses_every_centroid(bits: int) -> None:
+    """Heavy-tailed values (like trained weights): k-means++ seeding and refilled empty clusters reach
+    scikit-learn's squared error (within the spread of random starts) and use all 2**bits centroids."""
+    from sklearn.cluster import KMeans
+
+    g = lmlab.generator(10 + bits)
+    x = torch.randn(4000, generator=g, dtype=torch.float64) * torch.rand(4000, generator=g, dtype=torch.float64) ** 2
+    c, labels = qz.kmeans_1d(x, 2**bits)
+    assert torch.all(c[1:] > c[:-1]) and labels.unique().numel() == 2**bits
+    sse = float((x - c[labels]).square().sum())
+    sk = KMeans(2**bits, n_init=1, random_state=lmlab.draw_seed(0)).fit(x.numpy().reshape(-1, 1)).inertia_
+    assert sse < 1.15 * sk
+    # the evenly spaced start of Deep Compression ends worse at many centroids
+    if bits == 8:
+        c_lin, l_lin = qz.kmeans_1d(x, 2**bits, init="linear")
+        assert float((x - c_lin[l_lin]).square().sum()) > sse
+    assert torch.equal(qz.kmeans_1d(x, 2**bits)[0], c)  # seeded: deterministic
+
+
+def test_kmeans_fewer_values_than_centroids_and_bad_init() -> None:
+    x = torch.tensor([0.0, 1.0, 1.0, 2.0])
+    c, labels = qz.kmeans_1d(x, 8)
+    assert torch.equal(c[labels], x)  # every value is exact; the spare centroids stay unused
+    with pytest.raises(ValueError, match="init"):
+        qz.kmeans_1d(x, 2, init="random")
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])

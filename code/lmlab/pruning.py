@@ -8,7 +8,8 @@
 * Channel (structured) pruning: :func:`channel_prune` removes output channels of every conv layer of a
   :class:`~lmlab.vision.VGG`, the first ones (``"first"``) or the least important ones (``"l2"``: smallest L2 norm
   of the next layer's weights that read the channel), and returns a new, genuinely smaller model.
-* Cost: :func:`count_macs` counts multiply-accumulates of conv and linear layers; :func:`latency` times a forward
+* Cost: :func:`count_macs` counts multiply-accumulates of conv and linear layers, :func:`count_outputs` the values
+  every layer writes; :func:`latency` times a forward
   pass with ``torch.utils.benchmark``; :func:`layer_times` splits a forward pass by layer with the profiler.
 * :func:`semi_structured_mask`: N:M sparsity (2:4 by default), the pattern sparse tensor cores accelerate.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "channel_importance",
     "channel_prune",
     "count_macs",
+    "count_outputs",
     "fine_grained_prune",
     "keep_masked",
     "kept_channels",
@@ -353,6 +355,34 @@ def count_macs(model: nn.Module, x: Tensor) -> dict[str, int]:
             h.remove()
         model.train(was)
     return macs
+
+
+@torch.no_grad()
+def count_outputs(model: nn.Module, x: Tensor) -> dict[str, int]:
+    """Number of values every leaf module writes for the input ``x`` (counted by forward hooks): the activations an
+    elementwise layer (batch norm, ReLU, pooling) reads and writes, a deterministic measure of its memory traffic.
+
+    Returns:
+        ``{leaf module name: output elements}`` in the order the modules ran.
+    """
+    counts: dict[str, int] = {}
+    handles = []
+    for name, mod in model.named_modules():
+        if name and not any(True for _ in mod.children()):
+
+            def f(_m: nn.Module, _i: object, out: Tensor, name: str = name) -> None:
+                counts[name] = counts.get(name, 0) + int(out.numel())
+
+            handles.append(mod.register_forward_hook(f))
+    was = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return counts
 
 
 def latency(

@@ -2,10 +2,11 @@
 quantization-aware training for both.
 
 * k-means quantization (Deep Compression, Han et al. 2016): :func:`kmeans_1d` clusters a tensor's values into
-  ``2**bits`` centroids with Lloyd's algorithm (deterministic: centroids start evenly spaced between the minimum
-  and the maximum); a tensor is stored as ``bits``-bit labels plus a float codebook. :class:`KMeansWeight`
-  makes a layer's weight ``centroids[labels]`` with the centroids as the trainable parameter, so autograd gives
-  each centroid the *sum* of its members' gradients: k-means quantization-aware training.
+  ``2**bits`` centroids with Lloyd's algorithm (k-means++ seeding from a seeded generator, empty clusters refilled
+  with the worst-fitted value, as in scikit-learn); a tensor is stored as ``bits``-bit labels plus a float
+  codebook. :class:`KMeansWeight` makes a layer's weight ``centroids[labels]`` with the centroids as the
+  trainable parameter, so autograd gives each centroid the *sum* of its members' gradients: k-means
+  quantization-aware training.
 * Linear quantization ``r = S (q - Z)``: :func:`qrange`, :func:`linear_qparams` (``S = (r_max - r_min) /
   (q_max - q_min)``, ``Z = round(q_min - r_min / S)``), :func:`minmax_qparams` (per tensor or per output channel,
   affine or symmetric), :func:`quantize`, :func:`dequantize`.
@@ -20,12 +21,15 @@ A tensor of real values is ``r``; its integer codes are ``q``. Bit widths are in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+
+from lmlab._runtime import generator as _generator
 
 __all__ = [
     "KMeansWeight",
@@ -65,36 +69,87 @@ def _check_tensor(x: object, name: str) -> Tensor:
 # ---------------------------------------------------------------------------------------------- k-means
 
 
+def _kmeans_pp(flat: Tensor, k: int, seed: int) -> Tensor:
+    """Greedy k-means++ starting centroids (Arthur and Vassilvitskii 2007, as scikit-learn seeds ``KMeans``): the
+    first is a random value; each next one is the best, by the resulting squared error, of ``2 + ln k`` values drawn
+    with probability proportional to their squared distance to the nearest centroid chosen so far."""
+    g = _generator(seed)
+    n_trials = 2 + int(math.log(k))
+    first = int(torch.randint(len(flat), (1,), generator=g))
+    c = torch.empty(k, dtype=torch.float64)
+    c[0] = flat[first].cpu()
+    d2 = (flat - flat[first]).square()
+    for j in range(1, k):
+        total = float(d2.sum())
+        if total <= 0:  # fewer distinct values than centroids: the rest repeat one (their clusters stay empty)
+            c[j:] = c[0]
+            break
+        cand = torch.multinomial((d2 / total).cpu(), n_trials, replacement=True, generator=g).to(flat.device)
+        nd = torch.minimum(d2[None], (flat[None] - flat[cand][:, None]).square())
+        best = int(nd.sum(dim=1).argmin())
+        c[j] = flat[cand[best]].cpu()
+        d2 = nd[best]
+    return c.to(flat.device)
+
+
 @torch.no_grad()
-def kmeans_1d(x: Tensor, k: int, *, max_iter: int = 300) -> tuple[Tensor, Tensor]:
+def kmeans_1d(
+    x: Tensor, k: int, *, init: str = "k-means++", seed: int = 0, max_iter: int = 300
+) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on the values of ``x`` (any shape), in one dimension.
 
-    Centroids start evenly spaced from ``x.min()`` to ``x.max()``; each iteration assigns every value to its
-    nearest centroid (ties to the lower one) and moves each centroid to the mean of its members. A centroid with
-    no members stays where it is. Stops when no assignment changes, or after ``max_iter`` iterations.
+    Each iteration assigns every value to its nearest centroid (ties to the lower one) and moves each centroid to
+    the mean of its members. A centroid left with no members is moved onto the value with the largest error (one
+    value per empty cluster, as scikit-learn's ``KMeans`` relocates them), so all ``k`` centroids are used whenever
+    ``x`` has at least ``k`` distinct values. Stops when no assignment changes and no cluster is empty, or after
+    ``max_iter`` iterations.
+
+    Args:
+        x: the values to cluster (floating point, not empty).
+        k: the number of centroids, >= 1.
+        init: ``"k-means++"`` (default): greedy k-means++ seeding from ``lmlab.generator(seed)``, as scikit-learn
+            does; ``"linear"``: evenly spaced from ``x.min()`` to ``x.max()`` (Deep Compression's linear
+            initialisation; deterministic, but at many centroids it leaves clusters in the sparse tails and ends in
+            a worse local minimum).
+        seed: the seed of the k-means++ draws (shifted by the draw's ``LMLAB_SEED_OFFSET`` like every lmlab seed).
+        max_iter: at most this many Lloyd iterations.
 
     Returns:
         ``(centroids, labels)``: centroids ``(k,)`` in increasing order, same dtype as ``x``; labels int64 of
         ``x``'s shape, ``x ≈ centroids[labels]``.
 
     Raises:
-        ValueError: ``x`` is empty, or ``k`` is not an int >= 1.
+        ValueError: ``x`` is empty, ``k`` is not an int >= 1, or an unknown ``init``.
     """
     _check_tensor(x, "x")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
+    if init not in ("k-means++", "linear"):
+        raise ValueError(f"init must be 'k-means++' or 'linear', got {init!r}")
     flat = x.detach().reshape(-1).double()
-    c = torch.linspace(float(flat.min()), float(flat.max()), k, dtype=torch.float64, device=flat.device)
+    if init == "linear":
+        c = torch.linspace(float(flat.min()), float(flat.max()), k, dtype=torch.float64, device=flat.device)
+    else:
+        c = torch.sort(_kmeans_pp(flat, k, seed)).values
     labels = torch.zeros_like(flat, dtype=torch.int64)
     for it in range(max_iter):
         # in one dimension the nearest centroid is found by bucketing against the midpoints
         new = torch.bucketize(flat, (c[1:] + c[:-1]) / 2)
-        if it > 0 and torch.equal(new, labels):
+        counts = torch.bincount(new, minlength=k)
+        empty = (counts == 0).nonzero().flatten()
+        if it > 0 and len(empty) == 0 and torch.equal(new, labels):
             break
         labels = new
         sums = torch.zeros(k, dtype=torch.float64, device=flat.device).scatter_add_(0, labels, flat)
-        counts = torch.bincount(labels, minlength=k)
         c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        if len(empty):
+            err = (flat - c[labels]).abs()
+            far = torch.argsort(err, descending=True, stable=True)[: len(empty)]
+            far = far[err[far] > 0]  # a value already on its centroid cannot start a new cluster
+            if len(far):
+                c[empty[: len(far)]] = flat[far]
+                c = torch.sort(c).values
+    labels = torch.bucketize(flat, (c[1:] + c[:-1]) / 2)
     return c.to(x.dtype), labels.reshape(x.shape)
 
 
@@ -106,16 +161,16 @@ class KMeansWeight(nn.Module):
     backward pass adds up the gradients of all weights that share a centroid: that sum is the centroid's gradient.
     """
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, *, seed: int = 0) -> None:
         super().__init__()
-        self.bits = check_bits(bits)
+        self.bits, self.seed = check_bits(bits), seed
         self.register_buffer("labels", torch.zeros(0, dtype=torch.int64))
 
     def forward(self, centroids: Tensor) -> Tensor:
         return centroids[self.labels]
 
     def right_inverse(self, w: Tensor) -> Tensor:
-        centroids, labels = kmeans_1d(w, 2**self.bits)
+        centroids, labels = kmeans_1d(w, 2**self.bits, seed=self.seed)
         self.labels = labels
         return centroids
 
@@ -259,10 +314,11 @@ def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
-def quantize_weights(model: nn.Module, method: str, bits: int, *, per_channel: bool = True) -> nn.Module:
+def quantize_weights(model: nn.Module, method: str, bits: int, *, per_channel: bool = True, seed: int = 0) -> nn.Module:
     """Quantize the weight of every conv and linear layer of ``model`` in place, as a parametrization, and return
     the model. ``method`` is ``"kmeans"`` (:class:`KMeansWeight`, one codebook per layer) or ``"linear"``
-    (:class:`LinearWeight`; ``per_channel`` chooses per-channel or per-tensor ranges). Training the returned model
+    (:class:`LinearWeight`; ``per_channel`` chooses per-channel or per-tensor ranges). ``seed`` seeds k-means++
+    (every layer the same seed). Training the returned model
     is quantization-aware training; :func:`bake` turns it back into a plain model with the quantized weights.
 
     Raises:
@@ -274,7 +330,7 @@ def quantize_weights(model: nn.Module, method: str, bits: int, *, per_channel: b
     for name, layer in weight_layers(model).items():
         if parametrize.is_parametrized(layer, "weight"):
             raise ValueError(f"layer {name!r} is already quantized; bake() it first")
-        p = KMeansWeight(bits) if method == "kmeans" else LinearWeight(bits, per_channel=per_channel)
+        p = KMeansWeight(bits, seed=seed) if method == "kmeans" else LinearWeight(bits, per_channel=per_channel)
         parametrize.register_parametrization(layer, "weight", p)
     return model
 

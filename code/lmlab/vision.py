@@ -232,7 +232,7 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 1024) -> fl
     correct = 0
     for s in range(0, len(x), batch):
         pred = model(x[s : s + batch].to(dev)).argmax(dim=1).cpu()
-        correct += int((pred == y[s : s + batch]).sum())
+        correct += int((pred == y[s : s + batch].cpu()).sum())
     model.train(was)
     return correct / len(x)
 
