@@ -14,6 +14,13 @@ records carry ``diverged=True`` and ``loss=nan``, their curves turn ``nan`` from
 averages only the runs that did not diverge, counting the others. The check runs once, after the last step, on
 every loss each run met; until then a diverged run keeps computing in its own columns, which no other run reads.
 
+Three criteria can be read from every run: the final loss, the (first) steps to reach a target loss, and the loss
+*averaged over the run* (``avg_loss``, the area under the loss curve divided by the number of steps). The last
+rewards a fast descent like steps-to-target, but counts every step: a run that touches the target and climbs back
+gets no credit for the touch, and a run that never reaches the target still has a finite value.
+:func:`optima_over_seeds` finds the optimal learning rate of each batch size from the mean over all seeds and from
+disjoint groups of seeds, whose range is the spread a conclusion has to beat.
+
 Results are tidy: a list of records, one dict per run (see :class:`SweepResult`).
 """
 
@@ -39,6 +46,8 @@ __all__ = [
     "steps_to_target",
     "summarize",
     "optimal_lrs",
+    "Optima",
+    "optima_over_seeds",
     "LawFit",
     "fit_laws",
     "sgd_linear_contraction",
@@ -165,7 +174,8 @@ class SweepResult:
         records: one dict per run with keys ``optimizer, lr, batch_size, seed, steps, examples, loss`` (the final
             population loss, ``nan`` if diverged), ``diverged`` (bool), ``diverged_at`` (the step, or ``None``),
             ``steps_to_target`` (fractional steps to reach ``target``; ``inf`` if never, ``nan`` if diverged or no
-            target was given), ``initial_loss``.
+            target was given), ``avg_loss`` (the population loss averaged over the measured steps after step 0,
+            ``nan`` if diverged), ``initial_loss``.
         eval_steps: batch size -> the steps at which the population loss was measured (``(n_eval,)``).
         curves: batch size -> population losses ``(n_eval, L, S)`` (``nan`` after a run diverged).
         lrs, seeds: the grid's axes (the order of ``curves``' last two axes).
@@ -194,7 +204,8 @@ class SweepResult:
             where = np.flatnonzero(self.eval_steps[B] == step)
             if where.size == 0:
                 raise ValueError(f"step {step} was not measured for batch size {B} (eval_every, steps)")
-            loss = float(self.curves[B][where[0], self.lrs.index(r["lr"]), self.seeds.index(r["seed"])])
+            curve = self.curves[B][: where[0] + 1, self.lrs.index(r["lr"]), self.seeds.index(r["seed"])]
+            loss = float(curve[-1])
             diverged = r["diverged"] and r["diverged_at"] <= step
             out.append(
                 {
@@ -202,6 +213,7 @@ class SweepResult:
                     "steps": step,
                     "examples": step * B,
                     "loss": math.nan if diverged else loss,
+                    "avg_loss": math.nan if diverged else _run_average(curve),
                     "diverged": diverged,
                     "diverged_at": r["diverged_at"] if diverged else None,
                 }
@@ -329,11 +341,18 @@ def sweep(
                         "diverged": diverged,
                         "diverged_at": int(div_at[i, j]) if diverged else None,
                         "steps_to_target": math.nan if diverged else reached,
+                        "avg_loss": math.nan if diverged else _run_average(curve[:, i, j]),
                         "initial_loss": float(curve[0, i, j]),
                     }
                 )
     meta = {"task": task, "model": type(model).__name__, "target": target, "device": str(dev)}
     return SweepResult(records, eval_steps, curves, lr_list, seed_list, time.perf_counter() - start, meta)
+
+
+def _run_average(curve: np.ndarray) -> float:
+    """The loss averaged over a run: the mean of the losses measured after step 0 (``curve[1:]``); a run of zero
+    steps (only the start measured) gives its initial loss."""
+    return float(np.mean(curve[1:])) if len(curve) > 1 else float(curve[0])
 
 
 def _expand(mask: Tensor, p: Tensor) -> Tensor:
@@ -553,6 +572,69 @@ def optimal_lrs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+@dataclass
+class Optima:
+    """Optimal learning rates of one optimizer, from all seeds and from disjoint groups of seeds.
+
+    Attributes:
+        batch_sizes: ``(K,)`` the batch sizes, ascending.
+        lr: ``(K,)`` the optimum of the mean over all seeds (:func:`optimal_lrs`).
+        groups: ``(G, K)`` the optimum of the mean over each group of seeds.
+        seed_groups: the ``G`` groups (lists of seeds).
+        best: the :func:`optimal_lrs` dicts of the mean over all seeds.
+        bracketed: whether every optimum, of all seeds and of every group, lies strictly inside the learning rates
+            that compete (so none is decided by the edge of the grid).
+    """
+
+    batch_sizes: np.ndarray
+    lr: np.ndarray
+    groups: np.ndarray
+    seed_groups: list[list[int]]
+    best: list[dict[str, Any]]
+    bracketed: bool
+
+    @property
+    def lo(self) -> np.ndarray:
+        """``(K,)`` the smallest optimum over the groups."""
+        return self.groups.min(0)
+
+    @property
+    def hi(self) -> np.ndarray:
+        """``(K,)`` the largest optimum over the groups."""
+        return self.groups.max(0)
+
+
+def optima_over_seeds(records: Sequence[dict[str, Any]], key: str = "avg_loss", n_groups: int = 4) -> Optima:
+    """The optimal learning rate of each batch size from the mean of ``key`` over all seeds, and again from each of
+    ``n_groups`` disjoint groups of seeds (seeds ``g, g + n_groups, ...`` of the sorted seeds): the spread over the
+    groups bounds how much the optimum moves with the draw (each group has fewer seeds than the whole, so the
+    spread of the all-seed optimum is smaller).
+
+    Raises:
+        ValueError: empty records, records of more than one optimizer, or ``n_groups`` not an int in
+            ``[1, number of seeds]``.
+    """
+    if not records:
+        raise ValueError("records must not be empty")
+    seeds = sorted({r["seed"] for r in records})
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or not 1 <= n_groups <= len(seeds):
+        raise ValueError(f"n_groups must be an int in [1, {len(seeds)}] (the number of seeds), got {n_groups!r}")
+    if len({r["optimizer"] for r in records}) != 1:
+        raise ValueError("records must hold the runs of one optimizer")
+    groups = [seeds[g::n_groups] for g in range(n_groups)]
+    best = optimal_lrs(summarize(records, key))
+    per_group = [optimal_lrs(summarize([r for r in records if r["seed"] in set(grp)], key)) for grp in groups]
+    bracketed = all(o["bracketed"] for o in best) and all(o["bracketed"] for b in per_group for o in b)
+    return Optima(
+        batch_sizes=np.array([o["batch_size"] for o in best], dtype=float),
+        lr=np.array([o["lr"] for o in best]),
+        groups=np.array([[o["lr"] for o in b] for b in per_group]),
+        seed_groups=groups,
+        best=best,
+        bracketed=bracketed,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -99,20 +99,32 @@ def plot_laws(
     laws: Sequence[str] = ("linear", "sqrt", "saturating"),
     theory: Any = None,
     label: str = "measured optimum",
+    lo: Sequence[float] | None = None,
+    hi: Sequence[float] | None = None,
 ) -> None:
     """Measured optima against batch size on log-log axes with the fitted ``laws`` (and an optional exact
-    ``theory(B)`` curve); on ``ax_res`` the residuals ``log10(measured / law)`` of each law."""
+    ``theory(B)`` curve); on ``ax_res`` the residuals ``log10(measured / law)`` of each law. ``lo`` and ``hi``
+    (both or neither: the range of the optimum over groups of seeds, :class:`lmlab.sweep.Optima`) draw an error
+    bar through each measured optimum."""
+    if (lo is None) != (hi is None):
+        raise ValueError("give both lo and hi (the range of each optimum), or neither")
     B = np.asarray(batch_sizes, dtype=float)
     grid = np.geomspace(B.min(), B.max(), 200)
     if theory is not None:
         ax.plot(grid, theory(grid), color="black", lw=2.5, alpha=0.35, label="theory (noiseless)")
     for name in laws:
         ax.plot(grid, fits[name](grid), lw=1.3, **LAW_STYLE[name])
-    ax.plot(B, lrs, "ko", ms=4, label=label)
+    y = np.asarray(lrs, dtype=float)
+    if lo is not None and hi is not None:
+        below = np.clip(y - np.asarray(lo, dtype=float), 0, None)
+        above = np.clip(np.asarray(hi, dtype=float) - y, 0, None)
+        ax.errorbar(B, y, yerr=[below, above], fmt="ko", ms=4, capsize=2, lw=1, label=label)
+    else:
+        ax.plot(B, y, "ko", ms=4, label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    lo, hi = ax.get_ylim()
-    (_decade_ticks if hi / lo > 30 else _log_ticks)(ax.yaxis)
+    y_lo, y_hi = ax.get_ylim()
+    (_decade_ticks if y_hi / y_lo > 30 else _log_ticks)(ax.yaxis)
     ax.set_ylabel(r"optimal $\eta$")
     ax.legend(fontsize=9)
     if ax_res is None:
