@@ -1,5 +1,5 @@
 """Soft prompts: the loss mask of the homework, the trained parameters, frozen weights, the cached prefix, and a
-trained prompt that beats no prompt on held-out data."""
+prompt that names a held-out task from a few examples."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import lmlab
 import pytest
 import torch
 from lmlab import meta_prompt as mp
+from lmlab import pretrained
 from lmlab import prompting as pr
 from lmlab.arithmetic import arithmetic_tokenizer, make_problem
 from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.prompt_data import HINT, ModularTagged, StyledArithmetic
-from lmlab.train import train
+from lmlab.prompt_data import HINT, StyledArithmetic
 
 TOL = 1e-5
 
@@ -148,27 +148,30 @@ def test_styled_documents():
     assert inputs.shape == targets.shape == mask.shape == (4, task.max_len - 1)
 
 
-def test_trained_prompt_beats_no_prompt_on_heldout_task():
-    """Pretrain a small model on the tagged modular family, then tune a one-vector prompt in the tag's place for a
-    held-out task on 8 examples: on all 17 inputs it must beat no prompt by at least 50 points of accuracy."""
-    task = ModularTagged(p=17, n_heldout=4, seed=0)
-    lmlab.seed_everything(0)
-    cfg = ModelConfig(n_vocab=34, n_ctx=4, d_model=64, n_layers=1, n_heads=2, d_mlp=256, layer_norm=True)
-    model = TinyTransformer(cfg)
-    train(model, task.batches(batch=128, seed=0), steps=400, lr=0.01, schedule="cosine", warmup=20, progress=False)
-    pr.freeze(model)
-    k = task.family.heldout_tasks[0]
-    x, y = mp.sample_pairs(k, 17, 8, lmlab.generator(0))
-    w = torch.zeros(1, cfg.d_model, requires_grad=True)
-    opt = torch.optim.Adam([w], lr=0.05)
-    for _ in range(150):
-        opt.zero_grad()
-        mp.pair_loss(model, w, x, y).backward()
-        opt.step()
-    xs = torch.arange(17)
-    no_prompt = float((model(xs[:, None])[:, -1].argmax(-1) == (xs + k) % 17).float().mean())
-    tuned = mp.pair_accuracy(model, w.detach(), k, 17)
-    assert tuned >= no_prompt + 0.5, (tuned, no_prompt)
+def test_prompt_names_a_heldout_task_from_8_examples():
+    """On the pretrained tagged modular family, 8 examples (distinct inputs) of each held-out task suffice: the
+    search over one-token prompts scored on them finds a prompt right on the unseen inputs, and a one-vector prompt
+    tuned from it (Adam, small step) keeps that, far above no prompt. A prompt tuned from zero with Adam 0.05 is
+    not asserted: it fails at optimization on some draws (see the soft-prompting chapter, (c)(iii))."""
+    model = pr.freeze(pretrained.load("modular-tagged", device="cpu"))
+    family = pretrained.task("modular-tagged").family
+    p = family.p
+    search, tuned, none = [], [], []
+    for k in family.heldout_tasks:
+        x, y = mp.sample_pairs(k, p, 8, lmlab.generator(k))
+        assert len(set(x.tolist())) == 8
+        rest = mp.unseen(x, p)
+        test = (rest, (rest + k) % p)
+        _, w_tok = mp.token_search(model, (x, y))
+        w = mp.tune_prompt(model, w_tok, (x, y), lr=0.01)
+        search.append(mp.pairs_accuracy(model, w_tok, *test))
+        tuned.append(mp.pairs_accuracy(model, w, *test))
+        with torch.no_grad():
+            none.append(float((model(rest[:, None])[:, -1].argmax(-1) == test[1]).float().mean()))
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    # measured over seed offsets 0-2 and kernels: search and tuned 100 %, no prompt at most 14 %
+    assert mean(search) >= 0.9, search
+    assert mean(tuned) >= mean(none) + 0.5, (tuned, none)
 
 
 def test_finetune_copies_and_tune_prompt_leaves_model_untouched():
@@ -196,3 +199,12 @@ def test_mean_adaptation_curve_averages_single_curves():
     assert torch.allclose(mean, torch.tensor(ref).mean(0), atol=TOL)
     with pytest.raises(ValueError):
         mp.mean_adaptation_curve(model, start, [], 17, seeds=[5], steps=2)
+
+
+def test_sample_pairs_without_replacement_and_unseen():
+    x, y = mp.sample_pairs(3, 17, 17, lmlab.generator(0))
+    assert sorted(x.tolist()) == list(range(17)) and torch.equal(y, (x + 3) % 17)
+    assert mp.unseen(x[:4], 17).tolist() == sorted(set(range(17)) - set(x[:4].tolist()))
+    with pytest.raises(ValueError):
+        mp.sample_pairs(3, 17, 18, lmlab.generator(0))
+    assert mp.sample_pairs(3, 17, 40, lmlab.generator(0), replace=True)[0].shape == (40,)

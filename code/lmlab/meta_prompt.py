@@ -37,8 +37,11 @@ __all__ = [
     "pair_loss",
     "reptile",
     "sample_pairs",
+    "tag_mean",
+    "token_search",
     "tune_prompt",
     "tune_prompts",
+    "unseen",
 ]
 
 
@@ -63,11 +66,53 @@ def pairs_accuracy(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor)
     return float((pred == y.to(model.device)).float().mean())
 
 
-def sample_pairs(k: int, p: int, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``n`` examples ``(x, (x + k) mod p)`` of task ``k``, ``x`` uniform (CPU tensors)."""
+def sample_pairs(k: int, p: int, n: int, generator: torch.Generator, *, replace: bool = False) -> tuple[Tensor, Tensor]:
+    """``n`` examples ``(x, (x + k) mod p)`` of task ``k`` (CPU tensors ``(n,)``).
+
+    The inputs ``x`` are ``n`` distinct residues drawn uniformly (without replacement, so ``n`` examples are ``n``
+    different inputs; ``n <= p``), or ``n`` independent uniform residues with ``replace=True``.
+
+    Raises:
+        ValueError: ``n < 1``, or ``n > p`` without replacement.
+    """
     check_int("n", n, 1)
-    x = torch.randint(0, p, (n,), generator=generator)
+    check_int("p", p, 2)
+    if replace:
+        x = torch.randint(0, p, (n,), generator=generator)
+    else:
+        if n > p:
+            raise ValueError(f"n must be <= p = {p} to sample without replacement, got {n}")
+        x = torch.randperm(p, generator=generator)[:n]
     return x, (x + k) % p
+
+
+def unseen(x: Tensor, p: int) -> Tensor:
+    """The residues ``0 .. p-1`` not among the inputs ``x``: LongTensor ``(p - #distinct(x),)``, sorted (CPU)."""
+    seen = set(x.tolist())
+    return torch.tensor([i for i in range(p) if i not in seen], dtype=torch.long)
+
+
+def tag_mean(model: TinyTransformer, tags: Sequence[int]) -> Tensor:
+    """The mean of the one-token hard prompts ``[t]`` for ``t`` in ``tags`` (each embedded at position 0):
+    a ``(1, d_model)`` start that lies among the tags (a mix of hard prompts), not at the origin."""
+    if len(tags) == 0:
+        raise ValueError("tags must hold at least one token")
+    return torch.stack([hard_prompt(model, [int(t)]) for t in tags]).mean(0)
+
+
+@torch.no_grad()
+def token_search(
+    model: TinyTransformer, support: tuple[Tensor, Tensor], candidates: Sequence[int] | None = None
+) -> tuple[int, Tensor]:
+    """The best one-token hard prompt for the pairs ``support``: the token of ``candidates`` (default: the whole
+    vocabulary) whose prompt has the lowest support loss. Returns ``(token, its prompt (1, d_model))``."""
+    cands = list(range(model.cfg.n_vocab)) if candidates is None else [int(t) for t in candidates]
+    if len(cands) == 0:
+        raise ValueError("candidates must hold at least one token")
+    x, y = support
+    losses = [float(pair_loss(model, hard_prompt(model, [t]), x, y)) for t in cands]
+    best = cands[min(range(len(cands)), key=losses.__getitem__)]
+    return best, hard_prompt(model, [best])
 
 
 def hard_prompt(model: TinyTransformer, tokens: Sequence[int]) -> Tensor:
@@ -172,7 +217,10 @@ def reptile(
     n_support: int = 4,
     seed: int = 0,
 ) -> Tensor:
-    """Learn a prompt start with Reptile: ``phi <- phi + epsilon * mean_tasks (adapt(phi) - phi)``."""
+    """Learn a prompt start with Reptile: ``phi <- phi + epsilon * mean_tasks (adapt(phi) - phi)``.
+
+    Each meta-step adapts with ``inner_steps`` plain gradient steps (``inner_lr``) on ``n_support`` pairs of each
+    of ``tasks_per_step`` tasks and moves ``phi`` a fraction ``epsilon`` (in (0, 1]) of the way to their mean."""
     check_int("meta_steps", meta_steps, 1)
     check_float("epsilon", epsilon, 0.0, strict=True, high=1.0)
     g = _generator(seed)
@@ -194,20 +242,18 @@ def tune_prompts(
     *,
     steps: int = 100,
     lr: float = 0.05,
-    n_examples: int = 64,
-    seed: int = 0,
 ) -> Tensor:
-    """One prompt per task, tuned with Adam from ``start`` on ``n_examples`` pairs: ``(len(tasks), P, d_model)``."""
+    """One prompt per task, tuned with Adam from ``start`` on all ``p`` pairs of the task (plenty of data):
+    ``(len(tasks), P, d_model)``."""
     check_int("steps", steps, 1)
-    g = _generator(seed)
+    x = torch.arange(p)
     out = []
     for k in tasks:
-        x, y = sample_pairs(k, p, n_examples, g)
         w = start.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=lr)
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            pair_loss(model, w, x, y).backward()
+            pair_loss(model, w, x, (x + k) % p).backward()
             opt.step()
         out.append(w.detach())
     return torch.stack(out)
@@ -224,14 +270,17 @@ def adaptation_curve(
     n_support: int = 4,
     generator: torch.Generator,
 ) -> list[float]:
-    """Accuracy on task ``k`` (all ``p`` inputs) after 0, 1, ..., ``steps`` gradient steps from ``start`` on
-    ``n_support`` examples: a list of ``steps + 1`` numbers."""
+    """Accuracy on task ``k`` after 0, 1, ..., ``steps`` gradient steps from ``start`` on ``n_support`` distinct
+    examples (:func:`sample_pairs`), measured on the ``p - n_support`` inputs NOT among them: ``steps + 1``
+    numbers."""
     support = sample_pairs(k, p, n_support, generator)
+    rest = unseen(support[0], p)
+    target = (rest + k) % p
     w = start.detach().clone()
-    curve = [pair_accuracy(model, w, k, p)]
+    curve = [pairs_accuracy(model, w, rest, target)]
     for _ in range(steps):
         w = adapt(model, w, support, steps=1, lr=lr)
-        curve.append(pair_accuracy(model, w.detach(), k, p))
+        curve.append(pairs_accuracy(model, w.detach(), rest, target))
     return curve
 
 
@@ -289,8 +338,8 @@ def mean_adaptation_curve(
     lr: float = 1.0,
     n_support: int = 4,
 ) -> Tensor:
-    """:func:`adaptation_curve` averaged over ``tasks`` and ``seeds`` (each seed draws new support sets):
-    a tensor ``(steps + 1,)``."""
+    """:func:`adaptation_curve` (accuracy on unseen inputs) averaged over ``tasks`` and ``seeds`` (each seed draws
+    new support sets): a tensor ``(steps + 1,)``."""
     if len(tasks) == 0 or len(seeds) == 0:
         raise ValueError("tasks and seeds must each hold at least one entry")
     total = torch.zeros(steps + 1)
