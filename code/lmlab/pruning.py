@@ -346,6 +346,12 @@ def count_macs(model: nn.Module, x: Tensor) -> dict[str, int]:
 
     for name, mod in prunable_layers(model).items():
         handles.append(mod.register_forward_hook(hook(name)))
+    _run_once(model, x, handles)
+    return macs
+
+
+def _run_once(model: nn.Module, x: Tensor, handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+    """One forward pass of ``x`` in eval mode with the given hooks, which are removed afterwards."""
     was = model.training
     model.eval()
     try:
@@ -354,7 +360,6 @@ def count_macs(model: nn.Module, x: Tensor) -> dict[str, int]:
         for h in handles:
             h.remove()
         model.train(was)
-    return macs
 
 
 @torch.no_grad()
@@ -374,14 +379,7 @@ def count_outputs(model: nn.Module, x: Tensor) -> dict[str, int]:
                 counts[name] = counts.get(name, 0) + int(out.numel())
 
             handles.append(mod.register_forward_hook(f))
-    was = model.training
-    model.eval()
-    try:
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
+    _run_once(model, x, handles)
     return counts
 
 
