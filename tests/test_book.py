@@ -239,3 +239,60 @@ def test_chapter_follows_the_house_template(md: pathlib.Path) -> None:
     """Every chapter, and the template new chapters are copied from."""
     problems = template_problems(md.read_text(encoding="utf8"))
     assert not problems, f"{md.name}:\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Numbers in the prose come from the code (tools/prose_numbers.py, book/prose_numbers/).
+
+PROSE = """# Title 12
+
+Text with a glued {glue:text}`key_3` value, math $x_1 = 2$, code `n = 4`, a {cite}`a2021` and float32.
+
+$$
+y = 3x
+$$
+
+```{code-cell} ipython3
+z = 5
+```
+
+:::{note}
+:class: c7
+Inside a note: NOTE_DIGIT.
+:::
+
+```{exercise}
+:label: t-ex-1
+
+Exercise text: EXERCISE_DIGIT.
+```
+
+Body: BODY_DIGIT. Problem 4 of the homework.
+"""
+
+
+def test_prose_numbers_ignore_math_code_roles_and_names() -> None:
+    from tools.prose_numbers import typed_numbers
+
+    clean = PROSE.replace("NOTE_DIGIT", "none").replace("EXERCISE_DIGIT", "none").replace("BODY_DIGIT", "none")
+    assert typed_numbers(clean, ["Problem 4"]) == []
+    assert len(typed_numbers(clean, [])) == 1  # "Problem 4" without its allowed entry
+
+
+@pytest.mark.parametrize("where", ["NOTE_DIGIT", "EXERCISE_DIGIT", "BODY_DIGIT"])
+def test_prose_numbers_catch_a_typed_number(where: str) -> None:
+    from tools.prose_numbers import typed_numbers
+
+    text = PROSE.replace(where, "a loss of 0.25").replace("_DIGIT", "")
+    found = typed_numbers(text, ["Problem 4"])
+    assert len(found) == 1 and "'0.25'" in found[0], found
+
+
+@pytest.mark.parametrize("md", chapters(), ids=lambda p: p.stem)
+def test_no_typed_numbers_in_prose(md: pathlib.Path) -> None:
+    """Every number a chapter states in prose is glued from the code, or listed in book/prose_numbers/<chapter>.yml
+    with the reason it is a fixed constant (the homework's settings, a published figure, a name like "layer-0")."""
+    from tools.prose_numbers import load_allowed, typed_numbers
+
+    found = typed_numbers(md.read_text(encoding="utf8"), load_allowed(md.stem))
+    assert not found, f"{len(found)} number(s) typed in the prose of {md.name}:\n" + "\n".join(found[:40])

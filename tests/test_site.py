@@ -15,6 +15,7 @@ import http.server
 import importlib.util
 import os
 import pathlib
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -214,3 +215,19 @@ def test_chapter_has_colab_link(server: str, browser: object, path: str) -> None
     branch = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["lmlab_colab_branch"]
     assert all(f"/blob/{branch}/" in link for link in links), f"{path}: not the Colab edition's branch: {links}"
     page.context.close()  # type: ignore[attr-defined]
+
+
+NUMBERED = {
+    "Fig.": re.compile(r'class="caption-number">Fig\. (\d+(?:\.\d+)*) <'),
+    "Exercise": re.compile(r'class="caption-number">Exercise (\d+(?:\.\d+)*) <'),
+    "equation": re.compile(r'<span class="eqno">\((\d+(?:\.\d+)*)\)'),
+}
+
+
+@pytest.mark.parametrize("path", chapter_paths())
+def test_numbers_restart_on_every_chapter(path: str) -> None:
+    """Figures, exercises and equations are numbered 1, 2, ... on each chapter, in page order (not book-wide)."""
+    html = (HTML / path).read_text(encoding="utf8")
+    for kind, pattern in NUMBERED.items():
+        found = pattern.findall(html)
+        assert found == [str(i + 1) for i in range(len(found))], f"{path}: {kind} numbered {found}"

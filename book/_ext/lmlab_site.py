@@ -5,6 +5,8 @@
 - The Colab launch button points at the page's source (``book/<page>.md``) on the repository's branch; point it at
   the Colab edition instead, ``book/<page>.ipynb`` on the branch ``lmlab_colab_branch`` that the Pages workflow
   publishes from the same build.
+- Sphinx numbers figures, equations and exercises across the whole book (the sixth chapter's first exercise
+  would be "Exercise 22"); number them per page instead, restarting at 1 on every page.
 - pydata-sphinx-theme reads the colour mode from localStorage and falls back to ``default_mode``, which
   sphinx-book-theme leaves empty, so a first visit logs ``Got invalid theme mode``; default to ``auto``.
 
@@ -151,8 +153,23 @@ class RecordReferences(SphinxPostTransform):
         out.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf8")
 
 
+def _number_per_page(app: Sphinx, env: Any) -> None:
+    """Renumber every page's figures, equations and exercises 1, 2, ... in the order of the page.
+
+    Sphinx's toctree collector assigns ``env.toc_fignumbers[docname][figtype][id]`` one counter per figure type
+    for the whole book; keeping the order and restarting the counter on each page gives per-chapter numbers
+    that every reference ({numref}, {eq}, an exercise's {ref}) and the Colab edition read from the same place.
+    Idempotent: renumbering numbers that already restart gives the same numbers.
+    """
+    for per_type in env.toc_fignumbers.values():
+        for figtype, numbers in per_type.items():
+            ordered = sorted(numbers, key=lambda figure_id: numbers[figure_id])
+            per_type[figtype] = {figure_id: (i + 1,) for i, figure_id in enumerate(ordered)}
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _tidy_page, priority=900)
+    app.connect("env-updated", _number_per_page)
     app.add_post_transform(RecordReferences)
     app.add_config_value("lmlab_colab_branch", "colab", "html")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
