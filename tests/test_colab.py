@@ -153,6 +153,56 @@ def test_leftover_scan_names_the_cell_and_text() -> None:
     assert "{cite}`k`" in texts and "directive: {note}" in texts and "myst_target" in texts and "{eq}`x`" in texts
 
 
+LAB = (
+    FRONT + "# A lab\n\n" + INSTALL + "```{code-cell} ipython3\n:tags: [lab-function]\n\nimport math\n\n\n"
+    'def double(x: float) -> float:\n    """Twice ``x``."""\n    y = 2 * x\n    return y\n\n\n'
+    'def half(x):\n    """Half of ``x``,\n    over two lines."""\n\n    def inner(v):\n        return v / 2\n\n'
+    "    return inner(x)\n\n\nK = 3\n```\n\n"
+    "```{code-cell} ipython3\n:tags: [lab-check, remove-input]\n\nlmlab.check.double(double)\n```\n\n"
+    "```{code-cell} ipython3\nz = math.pi\n```\n"
+)
+
+
+def test_student_edition_stubs_the_asked_functions(tmp_path: pathlib.Path) -> None:
+    from tools.colab import student
+
+    nb = chapter(tmp_path, LAB).notebook()
+    assert student.has_lab(nb)
+    edition = student.student_notebook(nb, "ch.md")
+    _, _, _, functions, check, after = edition.cells
+    assert edition.metadata["lmlab"]["asked"] == ["double", "half"]
+    assert "`double`, `half`" in edition.cells[0].source and "lmlab.check" in edition.cells[0].source
+    src = functions.source
+    assert src.startswith("import math\n") and src.rstrip().endswith("K = 3")
+    assert 'def double(x: float) -> float:\n    """Twice ``x``."""\n    # Your code here' in src
+    assert '    over two lines."""\n    # Your code here' in src
+    assert src.count("raise NotImplementedError") == 2 and "y = 2 * x" not in src and "inner" not in src
+    namespace: dict = {}
+    exec(compile(src, "stub", "exec"), namespace)  # the stubs parse, and raise when called
+    with pytest.raises(NotImplementedError):
+        namespace["double"](1.0)
+    assert check.source == "lmlab.check.double(double)" and "cellView" not in check.metadata  # unfolded
+    assert after.source == "z = math.pi"
+    # the Colab edition itself keeps the chapter's definitions
+    assert "y = 2 * x" in nb.cells[3].source
+
+
+def test_student_edition_refuses_what_it_cannot_stub(tmp_path: pathlib.Path) -> None:
+    from tools.colab import student
+
+    with pytest.raises(cv.ConversionError, match="no docstring"):
+        student.stub_source("def f(x):\n    return x\n")
+    with pytest.raises(cv.ConversionError, match="defines no function"):
+        student.stub_source("x = 1\n")
+    nb = chapter(tmp_path, LAB.replace("lab-check, ", "")).notebook()
+    with pytest.raises(cv.ConversionError, match="lab-check"):
+        student.student_notebook(nb, "ch.md")
+    plain = chapter(tmp_path, LAB.replace("[lab-function]", "[hide-input]")).notebook()
+    assert not student.has_lab(plain)
+    with pytest.raises(cv.ConversionError, match="no cell is tagged"):
+        student.student_notebook(plain, "ch.md")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The real notebooks (make test-colab)
 
@@ -218,15 +268,20 @@ def colab_env(snapshot: pathlib.Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.colab
-@pytest.mark.parametrize("path", colab_notebooks(), ids=lambda p: p.stem)
-def test_colab_notebook_runs(
-    path: pathlib.Path, snapshot: pathlib.Path, kernel_dir: pathlib.Path, tmp_path: pathlib.Path
-) -> None:
+def run_as_on_colab(
+    path: pathlib.Path, snapshot: pathlib.Path, kernel_dir: pathlib.Path, cwd: pathlib.Path, *, student: bool = False
+) -> nbformat.NotebookNode:
+    """Execute the notebook at ``path`` top to bottom in .venv-colab, as Colab would; return it with its outputs.
+
+    Every cell must run, except that in a student edition every ``lab-check`` cell must stop with lmlab's
+    ``CheckFailed`` saying that the function is not written yet (a clear verdict, and the kernel lives on).
+    """
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+
+    from tools.colab.student import LAB_CHECK
 
     assert path.exists(), f"{path} is missing: run `make colab` after a build"
     nb = nbformat.read(path, as_version=4)
@@ -234,15 +289,18 @@ def test_colab_notebook_runs(
     client = NotebookClient(nb, km=km, timeout=1200, allow_errors=False)
     lock = open(VENV / ".install.lock", "w")  # noqa: SIM115 - held across the install cell only
     first = True
-    with client.setup_kernel(env=colab_env(snapshot), cwd=str(tmp_path)):
+    with client.setup_kernel(env=colab_env(snapshot), cwd=str(cwd)):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            expect_verdict = student and LAB_CHECK in cell.metadata.get("tags", [])
             if first:  # two notebooks at once must not install into the same environment together
                 fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 client.execute_cell(cell, index)
             except CellExecutionError as e:
+                if expect_verdict and e.ename == "CheckFailed" and "is not written yet" in e.evalue:
+                    continue
                 pytest.fail(f"{path.name}, cell {index}:\n{cell.source[:300]}\n---\n{str(e)[-3000:]}")
             finally:
                 if first:
@@ -250,7 +308,25 @@ def test_colab_notebook_runs(
                     first = False
                     errors = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
                     assert not any("ERROR" in t for t in errors), f"{path.name}: the install cell failed: {errors}"
+            if expect_verdict:
+                pytest.fail(f"{path.name}, cell {index}: the check of a stub passed:\n{cell.source[:300]}")
     lock.close()
+    return nb
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("path", colab_notebooks(), ids=lambda p: p.stem)
+def test_colab_notebook_runs(
+    path: pathlib.Path, snapshot: pathlib.Path, kernel_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from tools.colab.student import LAB_CHECK
+
+    nb = run_as_on_colab(path, snapshot, kernel_dir, tmp_path)
+    # With the chapter's own functions every check of a lab passes, and says so.
+    for cell in nb.cells:
+        if cell.cell_type == "code" and LAB_CHECK in cell.metadata.get("tags", []):
+            printed = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
+            assert "✓" in printed, f"{path.name}: a check cell printed no verdict:\n{cell.source[:200]}"
     # The install cell, not `pip install .`, put lmlab into the environment: pip recorded the git URL.
     out = subprocess.run(
         [
@@ -266,3 +342,21 @@ def test_colab_notebook_runs(
     direct = json.loads(out.stdout)
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
     assert direct.get("vcs_info", {}).get("vcs") == "git" and direct["url"] == url, direct
+
+
+def student_editions() -> list[pathlib.Path]:
+    """The lab chapters' student editions (the chapters with a ``lab-function`` cell)."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    from tools.colab.student import has_lab
+
+    labs = [p for p in cv.chapters() if has_lab(read_myst_markdown_notebook(p.read_text(encoding="utf8")))]
+    return [COLAB / p.parent.relative_to(ROOT) / "student" / f"{p.stem}.ipynb" for p in labs]
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("path", student_editions(), ids=lambda p: p.stem)
+def test_student_edition_runs_and_every_check_asks_for_the_function(
+    path: pathlib.Path, snapshot: pathlib.Path, kernel_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    run_as_on_colab(path, snapshot, kernel_dir, tmp_path, student=True)

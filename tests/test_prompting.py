@@ -208,3 +208,82 @@ def test_sample_pairs_without_replacement_and_unseen():
     with pytest.raises(ValueError):
         mp.sample_pairs(3, 17, 18, lmlab.generator(0))
     assert mp.sample_pairs(3, 17, 40, lmlab.generator(0), replace=True)[0].shape == (40,)
+
+
+def test_adapt_toward_limits():
+    """The penalty lam * ||w - anchor||^2: lam = 0 is plain adaptation, a huge lam keeps w at the anchor, and a
+    moderate lam ends between them (closer to the anchor than plain adaptation)."""
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    support = mp.sample_pairs(3, 17, 4, lmlab.generator(0))
+    g = lmlab.generator(1)
+    start = torch.randn(1, model.cfg.d_model, generator=g)
+    anchor = torch.randn(1, model.cfg.d_model, generator=g)
+    plain = mp.adapt(model, start, support, steps=5, lr=0.3)
+    zero = mp.adapt_toward(model, start, support, anchor, lam=0.0, steps=5, lr=0.3)
+    assert torch.equal(zero, plain.detach())
+    huge = mp.adapt_toward(model, start, support, anchor, lam=1e9, steps=5, lr=0.3)
+    assert float((huge - anchor).abs().max()) < 1e-6
+    mid = mp.adapt_toward(model, start, support, anchor, lam=1.0, steps=5, lr=0.3)
+    assert (mid - anchor).norm() < (plain.detach() - anchor).norm()
+    assert mp.adapt_toward(model, start, support, anchor, lam=3.0, steps=0, lr=0.3).equal(start)
+    with pytest.raises(ValueError, match="lam"):
+        mp.adapt_toward(model, start, support, anchor, lam=-1.0, steps=5, lr=0.3)
+    with pytest.raises(ValueError, match="anchor"):
+        mp.adapt_toward(model, start, support, anchor[:, :3], lam=1.0, steps=5, lr=0.3)
+    with pytest.raises(TypeError):
+        mp.adapt_toward(model, start, support, anchor, lam="1", steps=5, lr=0.3)  # type: ignore[arg-type]
+
+
+def test_penalised_curve_limits():
+    """adaptation_curve with lam = 0 equals the plain curve; with a huge lam the accuracy stays at the start's
+    (start = anchor); a start given as a function of the support pairs is evaluated on them."""
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    start = torch.randn(1, model.cfg.d_model, generator=lmlab.generator(2))
+    kw = dict(steps=4, lr=0.5, n_support=4)
+    plain = mp.adaptation_curve(model, start, 3, 17, generator=lmlab.generator(7), **kw)
+    zero = mp.adaptation_curve(model, start, 3, 17, generator=lmlab.generator(7), lam=0.0, anchor=start, **kw)
+    assert zero == plain
+    huge = mp.adaptation_curve(model, start, 3, 17, generator=lmlab.generator(7), lam=1e9, **kw)
+    assert huge == [plain[0]] * 5
+    seen = []
+
+    def rule(support):
+        seen.append(support)
+        return start
+
+    assert mp.adaptation_curve(model, rule, 3, 17, generator=lmlab.generator(7), **kw) == plain
+    assert len(seen) == 1 and torch.equal(seen[0][0], mp.sample_pairs(3, 17, 4, lmlab.generator(7))[0])
+
+
+def test_library_start_picks_the_lowest_support_loss():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    support = mp.sample_pairs(5, 17, 4, lmlab.generator(0))
+    library = torch.randn(6, 1, model.cfg.d_model, generator=lmlab.generator(3))
+    losses = mp.support_losses(model, library, support)
+    i, w = mp.library_start(model, library, support)
+    assert losses.shape == (6,)
+    assert i == int(torch.argmin(losses)) and torch.equal(w, library[i])
+    assert all(float(losses[i]) <= float(v) for v in losses)
+    for j in range(6):  # each entry is the support loss of that start
+        assert abs(float(losses[j]) - float(mp.pair_loss(model, library[j], *support))) < TOL
+    # a library of every one-token hard prompt is the token search
+    tokens = list(range(model.cfg.n_vocab))
+    hard = torch.stack([mp.hard_prompt(model, [t]) for t in tokens])
+    assert mp.library_start(model, hard, support)[0] == mp.token_search(model, support)[0]
+    with pytest.raises(ValueError, match="library"):
+        mp.library_start(model, library[0], support)
+
+
+def test_choose_lambda_takes_the_best_of_the_grid():
+    model = tiny_model(n_vocab=34, n_ctx=4)
+    start = torch.randn(1, model.cfg.d_model, generator=lmlab.generator(4))
+    kw = dict(seeds=[9], steps=3, lr=0.5)
+    best, scores = mp.choose_lambda(model, start, [1, 2], 17, lams=[0.0, 1.0, 1e9], **kw)
+    assert list(scores) == [0.0, 1.0, 1e9] and best in scores
+    assert scores[best] == max(scores.values())
+    ref = mp.mean_adaptation_curve(model, start, [1, 2], 17, lam=1.0, **kw)
+    assert scores[1.0] == float(ref[-1])
+    with pytest.raises(ValueError):
+        mp.choose_lambda(model, start, [1, 2], 17, lams=[], **kw)
+    with pytest.raises(ValueError):
+        mp.choose_lambda(model, start, [1, 2], 17, lams=[-1.0], **kw)

@@ -214,6 +214,11 @@ def test_chapter_has_colab_link(server: str, browser: object, path: str) -> None
     assert any(link.endswith(stem) for link in links), f"{path}: Colab link does not point at {stem}: {links}"
     branch = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["lmlab_colab_branch"]
     assert all(f"/blob/{branch}/" in link for link in links), f"{path}: not the Colab edition's branch: {links}"
+    # A lab chapter links its student edition too (tools/colab/student.py), and only a lab chapter does.
+    source = (ROOT / path).with_suffix(".md").read_text(encoding="utf8")
+    lab = re.search(r"^:tags:.*\blab-function\b", source, re.M) is not None
+    student = pathlib.PurePosixPath(stem).parent / "student" / pathlib.PurePosixPath(stem).name
+    assert any(link.endswith(student.as_posix()) for link in links) == lab, f"{path}: student edition {links}"
     page.context.close()  # type: ignore[attr-defined]
 
 

@@ -38,7 +38,9 @@ def load_allowed(chapter: str, folder: pathlib.Path = ALLOWED) -> list[str]:
     allowed: list[str] = []
     for name in ("common", chapter):
         path = folder / f"{name}.yml"
-        entries: list[dict[str, Any]] = (yaml.safe_load(path.read_text(encoding="utf8")) if path.exists() else None) or []
+        entries: list[dict[str, Any]] = (
+            yaml.safe_load(path.read_text(encoding="utf8")) if path.exists() else None
+        ) or []
         for e in entries:
             if not str(e.get("text", "")).strip() or not str(e.get("why", "")).strip():
                 raise ValueError(f"{path}: every entry needs a non-empty 'text' and 'why': {e!r}")

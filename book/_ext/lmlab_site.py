@@ -4,7 +4,7 @@
   ``Identifier 'THEBE_JS_URL' has already been declared``; drop exact duplicate scripts.
 - The Colab launch button points at the page's source (``book/<page>.md``) on the repository's branch; point it at
   the Colab edition instead, ``book/<page>.ipynb`` on the branch ``lmlab_colab_branch`` that the Pages workflow
-  publishes from the same build.
+  publishes from the same build; a lab chapter gets a second button for its student edition.
 - Sphinx numbers figures, equations and exercises across the whole book (the sixth chapter's first exercise
   would be "Exercise 22"); number them per page instead, restarting at 1 on every page.
 - pydata-sphinx-theme reads the colour mode from localStorage and falls back to ``default_mode``, which
@@ -41,17 +41,35 @@ def _colab_link(url: str, branch: str) -> str:
     return f"{head}/blob/{branch}/{stem if dot else path}.ipynb"
 
 
-def _rewrite_colab(buttons: list[Any], branch: str) -> None:
-    for b in buttons:
+def _rewrite_colab(buttons: list[Any], branch: str, student: bool = False) -> None:
+    """Point the Colab buttons at the Colab edition; beside each, for a lab chapter, one for its student edition
+    (``book/student/<page>.ipynb``, :mod:`tools.colab.student`)."""
+    for b in list(buttons):
         if isinstance(b, dict):
             if "colab.research.google.com" in str(b.get("url", "")):
                 b["url"] = _colab_link(b["url"], branch)
-            _rewrite_colab(b.get("buttons", []), branch)
+                if student:
+                    head, _, name = b["url"].rpartition("/")
+                    edition = dict(b, url=f"{head}/student/{name}", text="Colab (student edition)")
+                    edition["tooltip"] = "The lab on Colab: write the homework's functions, checked as you go"
+                    buttons.insert(buttons.index(b) + 1, edition)
+            _rewrite_colab(b.get("buttons", []), branch, student)
+
+
+def _has_student_edition(app: Sphinx, pagename: str) -> bool:
+    """Whether the page's source marks a code cell ``lab-function`` (tools/colab/student.py)."""
+    if pagename not in app.env.all_docs:
+        return False
+    source = pathlib.Path(app.env.doc2path(pagename))
+    return (
+        source.suffix == ".md" and re.search(r"^:tags:.*\blab-function\b", source.read_text("utf8"), re.M) is not None
+    )
 
 
 def _tidy_page(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
     # The launch buttons open the page's notebook in the Colab edition (tools/colab), published on its own branch.
-    _rewrite_colab(context.get("header_buttons", []), app.config.lmlab_colab_branch)
+    student = _has_student_edition(app, pagename)
+    _rewrite_colab(context.get("header_buttons", []), app.config.lmlab_colab_branch, student)
     scripts = context.get("script_files")
     if scripts:
         seen: set[tuple[str, str]] = set()

@@ -8,13 +8,16 @@ examples should reach a good prompt for a task never seen in meta-training.
 A task's data are single pairs: the model reads ``[prompt][x]`` and must answer ``y = (x + k) mod p`` at the last
 position. The inner loop is plain gradient descent on the prompt (step ``alpha``) over a support set; MAML moves
 ``phi`` along the gradient of the query loss after adaptation (Finn et al. 2017), first-order MAML drops the second
-derivatives, Reptile moves ``phi`` towards the adapted prompt (Nichol et al. 2018).
+derivatives, Reptile moves ``phi`` towards the adapted prompt (Nichol et al. 2018). Two cheap variants of the
+homework's list: :func:`adapt_toward` adapts with a penalty ``lam * ||w - anchor||^2`` that keeps the prompt near a
+hard prompt (``lam`` chosen on training tasks with :func:`choose_lambda`), and :func:`library_start` picks, from a
+library of starts, the one with the lowest support loss.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +30,12 @@ from lmlab.prompting import prompted_logits
 
 __all__ = [
     "adapt",
+    "adapt_toward",
     "adaptation_curve",
+    "choose_lambda",
     "finetune",
     "hard_prompt",
+    "library_start",
     "maml",
     "mean_adaptation_curve",
     "pair_accuracy",
@@ -37,6 +43,7 @@ __all__ = [
     "pair_loss",
     "reptile",
     "sample_pairs",
+    "support_losses",
     "tag_mean",
     "token_search",
     "tune_prompt",
@@ -149,6 +156,57 @@ def adapt(
     return w
 
 
+def adapt_toward(
+    model: TinyTransformer,
+    start: Tensor,
+    support: tuple[Tensor, Tensor],
+    anchor: Tensor,
+    *,
+    lam: float,
+    steps: int,
+    lr: float,
+) -> Tensor:
+    """``steps`` of proximal gradient descent on ``L_support(w) + lam * ||w - anchor||^2`` from ``start``.
+
+    Each step is a gradient step on the support loss, ``v = w - lr * grad L(w)``, followed by the exact minimiser of
+    ``lam * ||w - anchor||^2 + ||w - v||^2 / (2 lr)``, ``w = (v + 2 lr lam anchor) / (1 + 2 lr lam)``: stable for
+    every ``lam >= 0``. ``lam = 0`` is :func:`adapt` exactly; as ``lam`` grows, ``w`` stays at ``anchor``.
+    ``start`` and ``anchor`` are ``(P, d_model)``; returns the adapted prompt (detached).
+
+    Raises:
+        ValueError: ``lam < 0``, ``steps < 0``, ``lr <= 0``, or ``anchor`` of another shape than ``start``.
+    """
+    lam = check_float("lam", lam, 0.0)
+    check_int("steps", steps, 0)
+    check_float("lr", lr, 0.0, strict=True)
+    if tuple(anchor.shape) != tuple(start.shape):
+        raise ValueError(f"anchor must have the shape of start {tuple(start.shape)}, got {tuple(anchor.shape)}")
+    a = anchor.detach().to(start.device)
+    shrink = 2.0 * lr * lam
+    w = start.detach().clone()
+    for _ in range(steps):
+        v = adapt(model, w, support, steps=1, lr=lr).detach()
+        w = v if lam == 0.0 else (v + shrink * a) / (1.0 + shrink)
+    return w
+
+
+@torch.no_grad()
+def support_losses(model: TinyTransformer, library: Tensor, support: tuple[Tensor, Tensor]) -> Tensor:
+    """The support loss :func:`pair_loss` of each start of ``library`` ``(K, P, d_model)``: a tensor ``(K,)``."""
+    if library.dim() != 3 or library.shape[0] < 1:
+        raise ValueError(f"library must be (K, P, d_model) with K >= 1, got shape {tuple(library.shape)}")
+    x, y = support
+    return torch.stack([pair_loss(model, w, x, y).detach().cpu() for w in library])
+
+
+def library_start(model: TinyTransformer, library: Tensor, support: tuple[Tensor, Tensor]) -> tuple[int, Tensor]:
+    """A library of ``K`` starts ``(K, P, d_model)``: the index of the one with the lowest support loss, and that
+    start ``(P, d_model)`` (the first on a tie). Adapting from it is the homework's "small library of starts"."""
+    losses = support_losses(model, library, support)
+    i = int(torch.argmin(losses))
+    return i, library[i].detach().clone()
+
+
 def maml(
     model: TinyTransformer,
     start: Tensor,
@@ -259,9 +317,17 @@ def tune_prompts(
     return torch.stack(out)
 
 
+Start = Tensor | Callable[[tuple[Tensor, Tensor]], Tensor]
+"""A prompt ``(P, d_model)``, or a rule that makes one from the support pairs (a token search, a library pick)."""
+
+
+def _resolve(start: Start, support: tuple[Tensor, Tensor]) -> Tensor:
+    return start(support) if callable(start) else start
+
+
 def adaptation_curve(
     model: TinyTransformer,
-    start: Tensor,
+    start: Start,
     k: int,
     p: int,
     *,
@@ -269,17 +335,28 @@ def adaptation_curve(
     lr: float = 1.0,
     n_support: int = 4,
     generator: torch.Generator,
+    anchor: Start | None = None,
+    lam: float = 0.0,
 ) -> list[float]:
     """Accuracy on task ``k`` after 0, 1, ..., ``steps`` gradient steps from ``start`` on ``n_support`` distinct
     examples (:func:`sample_pairs`), measured on the ``p - n_support`` inputs NOT among them: ``steps + 1``
-    numbers."""
+    numbers.
+
+    ``start`` (and ``anchor``) may be a prompt or a function of the support pairs. With ``lam > 0`` each step is
+    :func:`adapt_toward` ``anchor`` (``anchor`` defaults to the start itself); ``lam = 0`` is plain :func:`adapt`.
+    """
+    lam = check_float("lam", lam, 0.0)
     support = sample_pairs(k, p, n_support, generator)
     rest = unseen(support[0], p)
     target = (rest + k) % p
-    w = start.detach().clone()
+    w = _resolve(start, support).detach().clone()
+    a = w if anchor is None else _resolve(anchor, support)
     curve = [pairs_accuracy(model, w, rest, target)]
     for _ in range(steps):
-        w = adapt(model, w, support, steps=1, lr=lr)
+        if lam > 0:
+            w = adapt_toward(model, w, support, a, lam=lam, steps=1, lr=lr)
+        else:
+            w = adapt(model, w, support, steps=1, lr=lr)
         curve.append(pairs_accuracy(model, w.detach(), rest, target))
     return curve
 
@@ -329,7 +406,7 @@ def finetune(
 
 def mean_adaptation_curve(
     model: TinyTransformer,
-    start: Tensor,
+    start: Start,
     tasks: Sequence[int],
     p: int,
     *,
@@ -337,6 +414,8 @@ def mean_adaptation_curve(
     steps: int,
     lr: float = 1.0,
     n_support: int = 4,
+    anchor: Start | None = None,
+    lam: float = 0.0,
 ) -> Tensor:
     """:func:`adaptation_curve` (accuracy on unseen inputs) averaged over ``tasks`` and ``seeds`` (each seed draws
     new support sets): a tensor ``(steps + 1,)``."""
@@ -346,6 +425,37 @@ def mean_adaptation_curve(
     for s in seeds:
         g = _generator(int(s))
         for k in tasks:
-            curve = adaptation_curve(model, start, k, p, steps=steps, lr=lr, n_support=n_support, generator=g)
+            curve = adaptation_curve(
+                model, start, k, p, steps=steps, lr=lr, n_support=n_support, generator=g, anchor=anchor, lam=lam
+            )
             total += torch.tensor(curve)
     return total / (len(tasks) * len(seeds))
+
+
+def choose_lambda(
+    model: TinyTransformer,
+    start: Start,
+    tasks: Sequence[int],
+    p: int,
+    *,
+    lams: Sequence[float],
+    seeds: Sequence[int],
+    steps: int,
+    lr: float = 1.0,
+    n_support: int = 4,
+    anchor: Start | None = None,
+) -> tuple[float, dict[float, float]]:
+    """Tune the penalty of :func:`adapt_toward` on the (training) ``tasks``: the ``lam`` of the grid ``lams`` whose
+    mean accuracy on unseen inputs after ``steps`` steps (:func:`mean_adaptation_curve`) is highest (the first of
+    the grid on a tie). Returns ``(best lam, {lam: accuracy})``."""
+    if len(lams) == 0:
+        raise ValueError("lams must hold at least one value")
+    scores: dict[float, float] = {}
+    for lam in lams:
+        lam = check_float("lams", lam, 0.0)
+        c = mean_adaptation_curve(
+            model, start, tasks, p, seeds=seeds, steps=steps, lr=lr, n_support=n_support, anchor=anchor, lam=lam
+        )
+        scores[lam] = float(c[-1])
+    best = max(scores, key=lambda v: (scores[v], -list(scores).index(v)))
+    return best, scores

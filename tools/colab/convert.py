@@ -3,7 +3,8 @@
     python -m tools.colab.convert [--out _build/colab] [--ref COMMIT] [CHAPTER.md ...]
 
 Run after a site build (``make book`` or the strict build of ``make test``). For every chapter listed in
-``_toc.yml`` (or those named) it writes ``<out>/book/<chapter>.ipynb``, built from three things:
+``_toc.yml`` (or those named) it writes ``<out>/book/<chapter>.ipynb`` (and, for a lab chapter, its student edition
+``<out>/book/student/<chapter>.ipynb``: :mod:`tools.colab.student`), built from three things:
 
 * the chapter as myst-nb reads it (``myst_nb.core.read``): its cells, tags and MyST Markdown;
 * the build's executed notebooks (``_build/jupyter_execute``): the values glued for the prose;
@@ -531,6 +532,8 @@ def convert(md: pathlib.Path, glue: dict[str, dict[str, Any]], ref: str | None =
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tools.colab import student  # imports this module
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", type=pathlib.Path, help="default: every chapter in _toc.yml")
     parser.add_argument("--out", type=pathlib.Path, default=BUILD / "colab")
@@ -545,6 +548,13 @@ def main(argv: list[str] | None = None) -> int:
         nbformat.validate(nb)
         nbformat.write(nb, target)
         print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {len(nb.cells)} cells")
+        if student.has_lab(nb):  # a lab chapter: its student edition beside it, in student/
+            edition = student.student_notebook(nb, md.name)
+            target = target.parent / "student" / target.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.validate(edition)
+            nbformat.write(edition, target)
+            print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: student edition")
     return 0
 
 
