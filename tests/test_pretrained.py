@@ -249,6 +249,40 @@ def test_unwritable_cache_warns_but_returns_a_model(quick: str, tmp_path: Path) 
     assert isinstance(model, TinyTransformer)
 
 
+def test_a_cache_folder_that_cannot_be_entered_warns_and_trains(
+    quick: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PermissionError while looking for the cache file (a folder without x permission; simulated, since the
+    tests may run as root) is a warning and a retrain, not an error out of load()."""
+    real = Path.exists
+
+    def exists(self: Path) -> bool:
+        if self.suffix == ".pt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.warns(RuntimeWarning, match="cannot look into the cache folder"):
+        model = pretrained.load(quick, cache_dir=tmp_path, device="cpu")
+    assert model.pretrained_info["meta"]["source"] == "trained"
+
+
+def test_temporary_files_of_killed_writers_are_cleaned(quick: str, tmp_path: Path) -> None:
+    import os
+    import time
+
+    path = pretrained.cache_path(quick, tmp_path)
+    old, fresh = tmp_path / f".{path.name}.dead.tmp", tmp_path / f".{path.name}.live.tmp"
+    for f in (old, fresh):
+        f.write_bytes(b"partial")
+    past = time.time() - pretrained.STALE_TEMP_S - 60
+    os.utime(old, (past, past))
+    pretrained.load(quick, cache_dir=tmp_path, device="cpu")
+    assert not old.exists()  # left by a writer killed long ago
+    assert fresh.exists()  # may belong to a writer still at work (without a lock)
+    assert path.exists()
+
+
 # ---------------------------------------------------------------------------------------------- quality helpers
 
 

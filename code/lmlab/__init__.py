@@ -25,6 +25,7 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.induction_eval``: losses on repeated sequences and the experiments built on them.
 - ``lmlab.timing``: the best-of-n timer.
 - ``lmlab.checks``: the argument checks every module shares.
+- ``lmlab.check``: instant feedback for the homework's labs, ``lmlab.check.<function>(your_function)``.
 - ``lmlab.chinchilla``: the Chinchilla scaling law, solved with sympy and checked numerically.
 - ``lmlab.fermi``: back-of-the-envelope estimates with units (memory, latency, cost, energy, roofline).
 - ``lmlab.uncertainty``: Monte Carlo propagation of ranges in log space.
@@ -32,6 +33,7 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
   ``lmlab.lora_init`` their initialisations (standard, zero, Xavier, PiSSA, LoRA-GA) and scales;
   ``lmlab.lowrank`` the planted low-rank problem, the Eckart-Young floor and a batched adapter trainer.
 - ``lmlab.sweep``: learning-rate x batch-size x seed sweeps trained as one batched computation; laws of the optimum.
+- ``lmlab.minibatch_sgd``: the homework's own batch-size setting (finite data, minibatches drawn with replacement).
 - ``lmlab.regression``: seeded regression data (linear and MLP teachers) and models with parameters stacked over runs.
 - ``lmlab.sweepplot``: figures of a sweep (loss against learning rate per batch size, laws of the optimum).
 - ``lmlab.vision``: scikit-learn's digits (seeded splits) and a small VGG-style CNN, with its training loop.
@@ -57,6 +59,7 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 _SUBMODULES = (
     "arithmetic",
     "attribution",
+    "check",
     "checks",
     "chinchilla",
     "circuits",
@@ -70,6 +73,7 @@ _SUBMODULES = (
     "lora_init",
     "lowrank",
     "meta_prompt",
+    "minibatch_sgd",
     "model",
     "modular",
     "plotting",

@@ -515,10 +515,37 @@ def _training_lock(path: Path) -> Iterator[None]:
         lock.release()
 
 
+def _exists(path: Path) -> bool:
+    """Whether the cache file is there; a folder that cannot be entered (``PermissionError``) counts as empty."""
+    try:
+        return path.exists()
+    except OSError as e:
+        warnings.warn(
+            f"lmlab.pretrained: cannot look into the cache folder {path.parent} ({e}); the model is retrained",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+
+
+STALE_TEMP_S = 3600.0  # a writer's temporary file older than this was left by a killed process
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete the temporary files of ``path`` (``.<name>.*.tmp``) that killed writers left behind."""
+    try:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink(missing_ok=True)
+    except OSError:
+        pass  # cleaning is a courtesy: an unreadable folder is reported where it matters
+
+
 def _load_locked(name: str, r: Recipe, dev: torch.device, path: Path, retrain: bool) -> TinyTransformer:
     model: TinyTransformer | None = None
     meta: dict[str, Any] = {}
-    if not retrain and path.exists():
+    _remove_stale_temps(path)
+    if not retrain and _exists(path):
         try:
             model, saved = _read(path, r, dev)
             meta = {**saved, "source": "cache"}
