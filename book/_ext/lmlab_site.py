@@ -171,7 +171,7 @@ class RecordReferences(SphinxPostTransform):
         out.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf8")
 
 
-def _number_per_page(app: Sphinx, env: Any) -> None:
+def _number_per_page(app: Sphinx, env: Any) -> list[str]:
     """Renumber every page's figures, equations and exercises 1, 2, ... in the order of the page.
 
     Sphinx's toctree collector assigns ``env.toc_fignumbers[docname][figtype][id]`` one counter per figure type
@@ -183,11 +183,13 @@ def _number_per_page(app: Sphinx, env: Any) -> None:
         for figtype, numbers in per_type.items():
             ordered = sorted(numbers, key=lambda figure_id: numbers[figure_id])
             per_type[figtype] = {figure_id: (i + 1,) for i, figure_id in enumerate(ordered)}
+    return []  # the collector has already listed the pages to rewrite
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _tidy_page, priority=900)
-    app.connect("env-updated", _number_per_page)
+    # after the toctree collector's own handler (priority 500) has assigned the book-wide numbers
+    app.connect("env-get-updated", _number_per_page, priority=900)
     app.add_post_transform(RecordReferences)
     app.add_config_value("lmlab_colab_branch", "colab", "html")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
