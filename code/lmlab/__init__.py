@@ -21,6 +21,7 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.pretrained``: ``load(name)`` trains a named recipe once and caches it.
 - ``lmlab.circuits``: QK/OV circuits in the book's notation, factored SVD, read and write subspaces.
 - ``lmlab.induction``: one attention head from its equations and the hand-built induction circuit.
+- ``lmlab.lab_induction``: the homework's own induction lab (two-hot embeddings, a previous-token and a copying head).
 - ``lmlab.heads``: previous-token and induction detectors, composition scores.
 - ``lmlab.induction_eval``: losses on repeated sequences and the experiments built on them.
 - ``lmlab.timing``: the best-of-n timer.
@@ -68,6 +69,7 @@ _SUBMODULES = (
     "induction",
     "induction_eval",
     "integer_inference",
+    "lab_induction",
     "layers",
     "lora",
     "lora_init",

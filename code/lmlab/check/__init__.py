@@ -8,6 +8,8 @@ the first entry that differs. It never shows the reference's code.
 
 The checks, by lab:
 
+- the interpretability lab (homework problem 3): ``attention_head``, ``embed``, ``previous_token_head``,
+  ``copying_head``, ``induction_logits`` (:mod:`lmlab.check.interpretability`);
 - pruning (homework problem 7, MIT 6.S965 lab 1): see :mod:`lmlab.check.pruning`;
 - quantization (problem 7, lab 2): see :mod:`lmlab.check.quantization`.
 """
@@ -15,5 +17,17 @@ The checks, by lab:
 from __future__ import annotations
 
 from lmlab.check._core import Case, CheckFailed, describe, difference, run_check
+from lmlab.check.interpretability import attention_head, copying_head, embed, induction_logits, previous_token_head
 
-__all__ = ["Case", "CheckFailed", "describe", "difference", "run_check"]
+__all__ = [
+    "Case",
+    "CheckFailed",
+    "attention_head",
+    "copying_head",
+    "describe",
+    "difference",
+    "embed",
+    "induction_logits",
+    "previous_token_head",
+    "run_check",
+]
