@@ -202,6 +202,7 @@ def broken_variants(
     batch: int = 64,
     small_scale: float = 1.0,
     large_scale: float = 1000.0,
+    moderate_scale: float = 4.0,
     device: torch.device | str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the hand-built model with one design choice broken at a time, on fresh ``[BOS] + r + r`` data.
@@ -209,7 +210,8 @@ def broken_variants(
     Variants (each a row): the model as built (scale 20, sink 0.5, BOS, distinct tokens); no attention sink
     (``sink=0``); no BOS token at all (sequences ``r + r``); tokens repeated inside a copy (drawn with replacement);
     the QK scale too small (``small_scale``) and too large (``large_scale``); and, on repeated-token data, a
-    moderate scale (4) against the large one, where a hard choice among tied candidates is overconfident.
+    moderate scale (``moderate_scale``) against the large one, where a hard choice among tied candidates is
+    overconfident (the row is named "repeated tokens, moderate scale").
 
     Returns:
         One dict per variant: ``variant`` (name), ``change`` (what differs), the :class:`InductionEval` fields and
@@ -225,7 +227,12 @@ def broken_variants(
         ("repeated tokens", "r drawn with replacement", {}, {"distinct": False}),
         ("scale too small", f"QK scale {small_scale:g}", {"scale": small_scale}, {}),
         ("scale too large", f"QK scale {large_scale:g}", {"scale": large_scale}, {}),
-        ("repeated tokens, scale 4", "r with replacement, QK scale 4", {"scale": 4.0}, {"distinct": False}),
+        (
+            "repeated tokens, moderate scale",
+            f"r with replacement, QK scale {moderate_scale:g}",
+            {"scale": moderate_scale},
+            {"distinct": False},
+        ),
         (
             "repeated tokens, scale too large",
             f"r with replacement, QK scale {large_scale:g}",
