@@ -41,6 +41,7 @@ Modules (imported on first use, so ``import lmlab`` stays cheap):
 - ``lmlab.pruning``: fine-grained and channel pruning, sensitivity scans, MAC counts, latency.
 - ``lmlab.quantization``: k-means and linear (affine) quantization, fake quantization with a straight-through
   estimator, quantization-aware training.
+- ``lmlab.lab_pruning``, ``lmlab.lab_quantization``: the MIT 6.S965 labs' functions, with the labs' conventions.
 - ``lmlab.integer_inference``: integer-only inference of the VGG (folded batch norm, int32 bias, fixed-point
   rescaling).
 - ``lmlab.plotting``: the book's matplotlib style.
@@ -70,6 +71,8 @@ _SUBMODULES = (
     "induction_eval",
     "integer_inference",
     "lab_induction",
+    "lab_pruning",
+    "lab_quantization",
     "layers",
     "lora",
     "lora_init",
