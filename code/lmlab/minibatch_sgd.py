@@ -34,8 +34,10 @@ __all__ = [
     "Grid",
     "make_dataset",
     "lr_grid",
+    "sgd_draws",
     "sgd_linear_regression",
-    "test_mse",
+    "sgd_steps",
+    "heldout_mse",
     "sweep_linear",
     "sweep_mlp",
     "schedule",
@@ -94,29 +96,67 @@ def _check_xy(X: Any, Y: Any) -> tuple[Tensor, Tensor]:
     return X, Y
 
 
+def sgd_draws(
+    n: int, d: int, batch_size: int, steps: int, seed: int, dtype: torch.dtype = torch.float64
+) -> tuple[Tensor, Tensor]:
+    """The random part of run ``seed``: the start ``W0`` ``(d, d)``, entries ``N(0, 1/d)`` (``dtype``), and the
+    minibatches ``batches`` ``(steps, batch_size)``, row indices drawn uniformly *with replacement* from ``n``."""
+    n, d = check_int("n", n, 1), check_int("d", d, 1)
+    B, steps = check_int("batch_size", batch_size, 1), check_int("steps", steps, 0)
+    g = generator(check_int("seed", seed, 0))
+    W0 = torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)
+    return W0, torch.randint(n, (steps, B), generator=g)
+
+
+def sgd_steps(X: Tensor, Y: Tensor, W0: Tensor, batches: Tensor, lr: float) -> Tensor:
+    """Plain SGD on least squares from ``W0``: at step ``t`` the minibatch is the rows ``batches[t]`` of ``X``
+    and ``Y``, its loss ``||X_b W - Y_b||_F^2 / (B d)`` (the mean over examples and outputs, as ``MSELoss``), and
+    ``W <- W - lr * 2 X_b^T (X_b W - Y_b) / (B d)``.
+
+    Args:
+        X, Y: the training set, ``(n, d)`` each (one example per row; the prediction is ``X W``).
+        W0: the start, ``(d, d)``.
+        batches: ``(steps, B)`` integer row indices in ``[0, n)``.
+        lr: the step size, > 0.
+
+    Returns:
+        ``W`` ``(d, d)`` after ``steps`` steps (``W0`` itself is not changed).
+    """
+    X, Y = _check_xy(X, Y)
+    n, d = X.shape
+    W = check_tensor("W0", W0, 2, floating=True)
+    if tuple(W.shape) != (d, d):
+        raise ValueError(f"W0 must be (d, d) = ({d}, {d}), got {tuple(W.shape)}")
+    idx = check_tensor("batches", batches, 2)
+    if idx.is_floating_point() or idx.dtype == torch.bool:
+        raise TypeError(f"batches must hold integer row indices, got {idx.dtype}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise ValueError(f"batches must hold row indices in [0, {n}), got {int(idx.min())}..{int(idx.max())}")
+    lr = check_float("lr", lr, 0.0, strict=True)
+    B = idx.shape[1]
+    W = W.to(X.dtype)
+    for t in range(idx.shape[0]):
+        Xb, Yb = X[idx[t]], Y[idx[t]]
+        W = W - lr * (2 / (B * d)) * Xb.T @ (Xb @ W - Yb)
+    return W
+
+
 def sgd_linear_regression(X: Tensor, Y: Tensor, batch_size: int, lr: float, steps: int, seed: int) -> Tensor:
     """One SGD run of least squares ``min_W ||X W - Y||_F^2 / (n d)``; returns the final ``W`` ``(d, d)``.
 
-    The start has entries ``N(0, 1/d)``; each step reads ``batch_size`` rows drawn uniformly *with replacement*.
+    :func:`sgd_steps` from the draws of :func:`sgd_draws`: a start with entries ``N(0, 1/d)``, and at each step
+    ``batch_size`` rows drawn uniformly *with replacement*.
 
     Args:
         X, Y: the training set, ``(n, d)`` each. batch_size: >= 1. lr: > 0. steps: >= 0. seed: >= 0.
     """
     X, Y = _check_xy(X, Y)
-    B, steps = check_int("batch_size", batch_size, 1), check_int("steps", steps, 0)
-    lr = check_float("lr", lr, 0.0, strict=True)
     n, d = X.shape
-    g = generator(check_int("seed", seed, 0))
-    W = torch.randn(d, d, generator=g, dtype=X.dtype) / math.sqrt(d)
-    idx = torch.randint(n, (steps, B), generator=g)  # with replacement
-    for t in range(steps):
-        Xb, Yb = X[idx[t]], Y[idx[t]]
-        grad = 2 / (B * d) * Xb.T @ (Xb @ W - Yb)
-        W = W - lr * grad
-    return W
+    W0, batches = sgd_draws(n, d, batch_size, steps, seed, X.dtype)
+    return sgd_steps(X, Y, W0, batches, lr)
 
 
-def test_mse(W: Tensor, X: Tensor, Y: Tensor) -> Tensor:
+def heldout_mse(W: Tensor, X: Tensor, Y: Tensor) -> Tensor:
     """The mean of ``(X W - Y)^2`` over examples and outputs, for ``W (..., d, d)``: shape ``(...)``."""
     X, Y = _check_xy(X, Y)
     W = check_tensor("W", W, floating=True)
@@ -204,8 +244,8 @@ def sweep_linear(
             Xb, Yb = X[idx[:, t]], Y[idx[:, t]]  # (S, B, d): shared by every learning rate
             Sxx, Sxy = Xb.transpose(1, 2) @ Xb, Xb.transpose(1, 2) @ Yb
             W -= lr * (2 / (B * d)) * (Sxx @ W - Sxy)
-        initial = test_mse(W0, data.X_test, data.Y_test)
-        m, bad = _finish(test_mse(W, data.X_test, data.Y_test), initial, diverge_factor)
+        initial = heldout_mse(W0, data.X_test, data.Y_test)
+        m, bad = _finish(heldout_mse(W, data.X_test, data.Y_test), initial, diverge_factor)
         mse.append(m)
         div.append(bad)
     return Grid(np.stack(mse), np.stack(div), initial.numpy(), Bs, lr_arr, ss, "sgd")
@@ -259,78 +299,110 @@ def sweep_mlp(
     for B in Bs:
         gens = [generator(s) for s in ss]
         start = [
-            (torch.randn(d, hidden, generator=g) / math.sqrt(d), torch.randn(hidden, d, generator=g) / math.sqrt(hidden))
+            (
+                torch.randn(d, hidden, generator=g) / math.sqrt(d),
+                torch.randn(hidden, d, generator=g) / math.sqrt(hidden),
+            )
             for g in gens
         ]
         idx = torch.stack([torch.randint(n, (steps, B), generator=g) for g in gens])  # (S, steps, B)
-        W1 = torch.stack([a for a, _ in start]).to(dtype).expand(L, -1, -1, -1).clone()  # (L, S, d, H)
-        W2 = torch.stack([b for _, b in start]).to(dtype).expand(L, -1, -1, -1).clone()  # (L, S, H, d)
-        c1 = torch.zeros(L, S, 1, hidden, dtype=dtype)
+        # W1 carries the first bias as its last row, so one product gives x W1 + b1 (inputs get a column of ones)
+        W1 = torch.stack([torch.cat([w, torch.zeros(1, hidden)]) for w, _ in start]).to(dtype)
+        W1 = W1.expand(L, -1, -1, -1).clone()  # (L, S, d + 1, H)
+        W2 = torch.stack([w for _, w in start]).to(dtype).expand(L, -1, -1, -1).clone()  # (L, S, H, d)
         c2 = torch.zeros(L, S, 1, d, dtype=dtype)
-        params = [W1, c1, W2, c2]
+        params = [W1, W2, c2]
         m1 = [torch.zeros_like(p) for p in params]
         m2 = [torch.zeros_like(p) for p in params]
         initial = _mlp_mse(params, Xt, Yt)[0]  # (S,): every learning rate starts alike
+        alive = torch.arange(L)  # rows of the grid still computed: a row whose every seed overflowed is dropped
+        ones = torch.ones(S, B, 1, dtype=dtype)
         for t in range(steps):
-            Xb, Yb = X[idx[:, t]], Y[idx[:, t]]  # (S, B, d)
-            Z = Xb @ W1 + c1  # (L, S, B, H)
-            A = Z.clamp_min(0)
-            R = (2 / (B * d)) * (A @ W2 + c2 - Yb)  # dL/dprediction, (L, S, B, d)
-            dZ = (R @ W2.transpose(-1, -2)) * (Z > 0)
-            grads = [Xb.transpose(-1, -2) @ dZ, dZ.sum(2, keepdim=True), A.transpose(-1, -2) @ R, R.sum(2, keepdim=True)]
+            Xb, Yb = torch.cat([X[idx[:, t]], ones], -1), Y[idx[:, t]]  # (S, B, d + 1), (S, B, d)
+            Z = Xb @ W1  # (rows, S, B, H)
+            A = torch.relu(Z)
+            R = (2 / (B * d)) * (A @ W2 + c2 - Yb)  # dL/dprediction, (rows, S, B, d)
+            if t % 10 == 9:
+                keep = torch.isfinite(R).all(-1).all(-1).any(-1)  # (rows,)
+                if not keep.all():
+                    alive, Z, A, R = alive[keep], Z[keep], A[keep], R[keep]
+                    params, m1, m2 = ([p[keep] for p in ps] for ps in (params, m1, m2))
+                    W1, W2, c2 = params
+            dZ = torch.ops.aten.threshold_backward(R @ W2.transpose(-1, -2), Z, 0)  # relu's backward, one pass
+            grads = [Xb.transpose(-1, -2) @ dZ, A.transpose(-1, -2) @ R, R.sum(2, keepdim=True)]
+            rate = lr[alive].view(-1, 1, 1, 1)
             if optimizer == "sgd":
                 for p, gr in zip(params, grads):
-                    p -= lr.view(L, 1, 1, 1) * gr
+                    p -= rate * gr
                 continue
-            eta = (lr * schedule(t, steps, warmup)).view(L, 1, 1, 1)
+            eta = rate * schedule(t, steps, warmup)
             for p, gr, u, v in zip(params, grads, m1, m2):
                 p.mul_(1 - eta * weight_decay)
                 u.mul_(b1).add_(gr, alpha=1 - b1)
                 v.mul_(b2).addcmul_(gr, gr, value=1 - b2)
                 u_hat, v_hat = u / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))
                 p -= eta * u_hat / (v_hat.sqrt() + eps)
-        m, bad = _finish(_mlp_mse(params, Xt, Yt), initial, diverge_factor)
+        final = torch.full((L, S), math.inf, dtype=torch.float64)
+        final[alive] = _mlp_mse(params, Xt, Yt)
+        m, bad = _finish(final, initial, diverge_factor)
         mse.append(m)
         div.append(bad)
     return Grid(np.stack(mse), np.stack(div), initial.double().numpy(), Bs, lr_arr, ss, optimizer)
 
 
 def _mlp_mse(params: list[Tensor], X: Tensor, Y: Tensor) -> Tensor:
-    """Test MSE ``(L, S)`` of stacked MLPs on ``X (m, d)``, in chunks of the test set."""
-    W1, c1, W2, c2 = params
+    """Test MSE ``(rows, S)`` of stacked MLPs (``W1`` with its bias row, ``W2``, ``c2``) on ``X (m, d)``."""
+    W1, W2, c2 = params
     total = torch.zeros(W1.shape[:2], dtype=torch.float64)
     for i in range(0, X.shape[0], 2048):
         x, y = X[i : i + 2048], Y[i : i + 2048]
-        pred = (x @ W1 + c1).clamp_min(0) @ W2 + c2
+        pred = torch.relu(x @ W1[..., :-1, :] + W1[..., -1:, :]) @ W2 + c2
         total += ((pred - y) ** 2).sum((-2, -1)).double()
     return total / Y.numel()
 
 
 def linear_recursion(
-    lrs: Any, batch_size: int, steps: int, d: int, sigma: float, n: int | None = None
+    lrs: Any,
+    batch_size: int,
+    steps: int,
+    d: int,
+    sigma: float,
+    n: int | None = None,
+    eigenvalues: Any = None,
+    a0: float | None = None,
 ) -> np.ndarray:
-    """Expected final test MSE of :func:`sgd_linear_regression` from the chapter's noisy recursion.
+    """Expected final test MSE of :func:`sgd_linear_regression` from the chapter's noisy recursion: ``(L,)``.
 
-    One step with learning rate ``lr`` on this loss is a step of ``lr / d`` on each column of ``W`` for the loss
-    ``(x^T w - y)^2``, so ``a = E ||W - W_hat||_F^2`` follows ``a' = rho(lr / d) a + 4 lr^2 s^2 / B`` from
-    ``a_0 = d (d + 1)`` (start ``N(0, 1/d)``, target ``N(0, 1)``), with ``rho(eta) = 1 - 4 eta + 4 eta^2 (B + d +
-    1) / B``. With a finite training set of ``n`` points (sampled with replacement) the runs converge to the least-
-    squares solution ``W_hat``, whose residual variance is ``s^2 = sigma^2 (1 - d / n)`` and whose own excess test
-    MSE is ``sigma^2 d / (n - d - 1)``; ``n=None`` is the infinite set. Returns ``a / d + sigma^2 + excess``, the
-    shape of ``lrs``; ``inf`` where ``rho >= 1``.
+    A step of ``lr`` on this loss is a step of ``eta = lr / d`` on each column of ``W`` for the loss
+    ``(x^T w - y)^2``, so ``a = E ||W - W_hat||_F^2`` follows ``a' = rho(eta) a + 4 lr^2 s^2 / B``, ``rho(eta) =
+    1 - 4 eta + 4 eta^2 (B + d + 1) / B``, from ``a_0 = d (d + 1)`` (start ``N(0, 1/d)``, target ``N(0, 1)``).
+    A finite training set of ``n`` points, sampled with replacement, is a distribution of its own: the runs
+    approach its least-squares solution ``W_hat``, whose residual variance is ``s^2 = sigma^2 (1 - d / n)`` and
+    whose own excess test MSE is ``sigma^2 d / (n - d - 1)`` (``n=None``: an infinite set, ``s = sigma``).
+    ``eigenvalues`` (``(d,)``, of the training covariance ``X^T X / n``) replace the identity's: the recursion
+    then runs per eigendirection ``k`` (Gaussian fourth moments), ``p_k' = p_k (1 - 4 eta l_k + 4 eta^2 l_k^2
+    (1 + 1/B)) + 4 eta^2 l_k (sum_j l_j p_j + d s^2) / B``, which is the scalar one when every ``l_k = 1``.
+    ``a0`` replaces the expectation ``d (d + 1)`` by one dataset's ``d + ||W_hat||_F^2`` (the start's ``d`` plus
+    the solution's norm). Returns ``a / d + sigma^2 + excess``, ``inf`` where the run would blow up.
     """
     B, steps, d = check_int("batch_size", batch_size, 1), check_int("steps", steps, 0), check_int("d", d, 1)
     sigma = check_float("sigma", sigma, 0.0)
     lr = np.asarray(lrs, dtype=float)
-    if np.any(~np.isfinite(lr)) or np.any(lr <= 0):
-        raise ValueError("lrs must be finite and > 0")
+    if lr.ndim != 1 or np.any(~np.isfinite(lr)) or np.any(lr <= 0):
+        raise ValueError("lrs must be a 1-D array of finite numbers > 0")
+    lam = np.ones(d) if eigenvalues is None else np.asarray(eigenvalues, dtype=float)
+    if lam.shape != (d,) or np.any(~np.isfinite(lam)) or np.any(lam <= 0):
+        raise ValueError(f"eigenvalues must be {d} finite numbers > 0, got shape {lam.shape}")
     s2, excess = sigma**2, 0.0
     if n is not None:
         n = check_int("n", n, d + 2)
         s2, excess = sigma**2 * (1 - d / n), sigma**2 * d / (n - d - 1)
-    eta = lr / d
-    rho = 1 - 4 * eta + 4 * eta**2 * (B + d + 1) / B
-    a = np.full_like(lr, d * (d + 1.0))
-    for _ in range(steps):
-        a = rho * a + 4 * lr**2 * s2 / B
-    return np.where(rho < 1, a / d + sigma**2 + excess, np.inf)
+    eta = (lr / d)[:, None]  # (L, 1)
+    start = d * (d + 1.0) if a0 is None else check_float("a0", a0, 0.0)
+    p = np.full((lr.size, d), start / d)  # (L, d): E sum over the columns of the error along direction k
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            drive = (p * lam).sum(1, keepdims=True) + d * s2
+            p = p * (1 - 4 * eta * lam + 4 * eta**2 * lam**2 * (1 + 1 / B)) + 4 * eta**2 * lam * drive / B
+        a = p.sum(1)
+    return np.where(np.isfinite(a) & (a < 1e12), a / d + sigma**2 + excess, np.inf)

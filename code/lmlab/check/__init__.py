@@ -10,7 +10,7 @@ The checks, by lab (each module's docstring lists its cases):
 
 - the interpretability lab (homework problem 3; :mod:`lmlab.check.interpretability`): ``attention_head``,
   ``embed``, ``previous_token_head``, ``copying_head``, ``induction_logits``;
-- the batch-size lab (problem 4; :mod:`lmlab.check.scaling`): ``sgd_linear_regression``;
+- the batch-size lab (problem 4; :mod:`lmlab.check.scaling`): ``sgd_steps``;
 - the pruning lab (problem 7, MIT 6.S965 lab 1; :mod:`lmlab.check.pruning`): ``fine_grained_prune``,
   ``sensitivity_scan``, ``get_num_channels_to_keep``, ``get_input_channel_importance``, ``channel_prune``,
   ``apply_channel_sorting``;
@@ -48,6 +48,7 @@ from lmlab.check.quantization import (
     shift_quantized_conv2d_bias,
     shift_quantized_linear_bias,
 )
+from lmlab.check.scaling import sgd_steps
 
 __all__ = [
     "apply_channel_sorting",
@@ -77,6 +78,7 @@ __all__ = [
     "quantized_linear",
     "run_check",
     "sensitivity_scan",
+    "sgd_steps",
     "shift_quantized_conv2d_bias",
     "shift_quantized_linear_bias",
 ]
