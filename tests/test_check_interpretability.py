@@ -343,7 +343,8 @@ def test_the_circuit_copies_the_successor_on_every_sequence_and_sharpens_with_st
         limit = share if share is not None else torch.bincount(torch.tensor(seq[1:]), minlength=4) / (len(seq) - 1)
         logits = {s: lab.induction_logits(list(seq), s) for s in (5.0, 10.0, 30.0)}
         errors = [float((v - limit).abs().max()) for v in logits.values()]
-        assert errors[0] >= errors[1] >= errors[2] and errors[2] < 1e-5, (seq, errors)
+        # non-increasing up to float32 rounding (one ulp near 1), and gone at strength 30
+        assert errors[0] + 1e-6 >= errors[1] and errors[1] + 1e-6 >= errors[2] and errors[2] < 1e-5, (seq, errors)
         if share is not None and share.max() == 1:  # every earlier use of the last token had one successor
             assert int(logits[10.0].argmax()) == int(share.argmax()), seq
             n_checked += 1
