@@ -16,7 +16,7 @@ CASES = [Case("small", (torch.tensor([1.0, 2.0, 3.0]), 2)), Case("negative", (to
 
 def test_a_right_function_passes_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     run_check("scale", lambda x, k: k * x, reference, CASES)
-    assert "✓ scale: all 2 cases agree" in capsys.readouterr().out
+    assert "✓ scale: all 2 cases pass" in capsys.readouterr().out
 
 
 def test_a_stub_is_reported_as_not_written() -> None:

@@ -153,7 +153,7 @@ def run_check(
         compare: ``compare(expected, got, case)`` instead of :func:`difference` (for results that are right in
             more than one way, such as k-means codebooks); returns the disagreement in words or ``None``.
 
-    Prints ``✓ name: all N cases agree with the reference`` when every case agrees.
+    Prints ``✓ name: all N cases pass`` (one short line) when every case agrees with the reference.
 
     Raises:
         TypeError: ``student`` is not callable.
@@ -186,7 +186,7 @@ def run_check(
                     break
         if found:
             raise CheckFailed(f"{header}: {found}\n{_inputs(case)}")
-    print(f"✓ {name}: all {len(cases)} cases agree with the reference")
+    print(f"✓ {name}: all {len(cases)} cases pass")
 
 
 def _inputs(case: Case) -> str:
