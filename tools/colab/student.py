@@ -105,8 +105,9 @@ def student_notebook(colab: nbformat.NotebookNode, name: str) -> nbformat.Notebo
         "names and arguments. The cell after each calls `lmlab.check`, which runs your function and the book's on "
         "the same fixed and random cases: it prints a ✓ line when they agree, and otherwise stops with the case, "
         "what went in, what was expected, what came back and the first entry that differs. Every other cell runs "
-        "as in the chapter, with the book's own functions (Runtime → Run all works from the start). The worked "
-        "answers are in the chapter on the website."
+        "as in the chapter, with the book's own functions. A check that fails stops Runtime → Run all at its "
+        "cell: write the function, run its cell and the check again, then carry on with Runtime → Run after. The "
+        "worked answers are in the chapter on the website."
     )
     nb.metadata.setdefault("lmlab", {})["edition"] = "student"
     nb.metadata["lmlab"]["asked"] = asked
