@@ -265,3 +265,32 @@ def test_merged_flag_is_saved_in_the_state_dict() -> None:
     assert torch.allclose(restored(x), out, atol=1e-12)  # not s A B added twice
     restored.unmerge()
     assert not restored.merged and torch.allclose(restored(x), out, atol=1e-12)
+
+
+def test_fit_lowrank_refuses_a_misshapen_W0_instead_of_broadcasting_it() -> None:
+    delta = torch.randn(6, 5, generator=lmlab.generator(0))
+    for W0 in (torch.zeros(1, 5), torch.zeros(6, 1), torch.zeros(5)):
+        with pytest.raises(ValueError, match="W0 must have the shape of delta"):
+            lowrank.fit_lowrank(delta, [2], lr=0.01, steps=2, W0=W0, generator=lmlab.generator(0))
+    with pytest.raises(ValueError, match="W0 must hold finite"):
+        lowrank.fit_lowrank(delta, [2], lr=0.01, steps=2, W0=torch.full((6, 5), math.nan))
+    with pytest.raises(TypeError, match="W0 must be a torch.Tensor"):
+        lowrank.fit_lowrank(delta, [2], lr=0.01, steps=2, W0=[[0.0] * 5] * 6)
+    with pytest.raises(ValueError, match="ranks"):
+        lowrank.fit_lowrank(delta, [6], lr=0.01, steps=2)
+    with pytest.raises(TypeError, match="steps"):
+        lowrank.fit_lowrank(delta, [2], lr=0.01, steps=2.0)
+
+
+def test_eckart_young_floor_refuses_nan_and_a_matrix() -> None:
+    assert lowrank.eckart_young_floor([1.0, 3.0, 2.0], 1) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="sigmas must be finite"):
+        lowrank.eckart_young_floor([3.0, math.nan, 1.0], 1)
+    with pytest.raises(ValueError, match="sigmas must be finite"):
+        lowrank.eckart_young_floor([3.0, -1.0], 1)
+    with pytest.raises(ValueError, match="sigmas must be 1-D"):
+        lowrank.eckart_young_floor(torch.eye(3), 1)
+    with pytest.raises(TypeError, match="k must be an int"):
+        lowrank.eckart_young_floor([3.0, 1.0], 1.0)
+    with pytest.raises(ValueError, match="k must be an int >= 0"):
+        lowrank.eckart_young_floor([3.0, 1.0], -1)

@@ -332,3 +332,16 @@ def test_evaluate_arithmetic_and_complete_with_an_oracle() -> None:
         wrong[p.question] = " 1 + 1 = ?"  # no newline at all: unparsable, counts as wrong
     half = _Oracle(task.tokenizer, wrong, task.max_len + 64)
     assert pretrained.evaluate_arithmetic(half, probs, task.tokenizer) == pytest.approx(25 / 40)
+
+
+def test_complete_refuses_a_bare_string_instead_of_iterating_its_characters() -> None:
+    task = ArithmeticTask(0, n_train=10, n_heldout=4)
+    p = task.heldout[0]
+    oracle = _Oracle(task.tokenizer, {p.question: p.solution}, task.max_len + 64)
+    with pytest.raises(TypeError, match="prompts must be a list of strings, got a single string"):
+        pretrained.complete(oracle, p.question, task.tokenizer)
+    with pytest.raises(TypeError, match=r"prompts\[1\] must be a str"):
+        pretrained.complete(oracle, [p.question, 3], task.tokenizer)
+    with pytest.raises(TypeError, match="prompts must be a list of strings"):
+        pretrained.complete(oracle, 3, task.tokenizer)
+    assert pretrained.complete(oracle, (p.question,), task.tokenizer) == [p.solution]

@@ -287,3 +287,60 @@ def test_choose_lambda_takes_the_best_of_the_grid():
         mp.choose_lambda(model, start, [1, 2], 17, lams=[], **kw)
     with pytest.raises(ValueError):
         mp.choose_lambda(model, start, [1, 2], 17, lams=[-1.0], **kw)
+
+
+def test_complete_refuses_a_bare_string_instead_of_iterating_its_characters():
+    tok = arithmetic_tokenizer()
+    model = tiny_model(n_vocab=tok.n_vocab, n_ctx=64)
+    with pytest.raises(TypeError, match="questions must be a list of strings, got a single string"):
+        pr.complete(model, None, "Question: 3 and 4?", tok, max_new_tokens=2)
+    with pytest.raises(TypeError, match=r"questions\[0\] must be a str"):
+        pr.complete(model, None, [7], tok, max_new_tokens=2)
+
+
+TASKS, P = [1, 2], 17
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda m, s: mp.reptile(m, s, TASKS, P, meta_steps=1, tasks_per_step=0), ValueError, "tasks_per_step"),
+        (lambda m, s: mp.reptile(m, s, TASKS, P, meta_steps=1, inner_lr=0.0), ValueError, "inner_lr"),
+        (lambda m, s: mp.reptile(m, s, TASKS, P, meta_steps=1, inner_steps=-1), ValueError, "inner_steps"),
+        (lambda m, s: mp.reptile(m, s, TASKS, P, meta_steps=1, n_support=18), ValueError, "n_support"),
+        (lambda m, s: mp.reptile(m, s, [], P, meta_steps=1), ValueError, "tasks"),
+        (lambda m, s: mp.maml(m, s, TASKS, P, meta_steps=1, inner_lr=-1.0), ValueError, "inner_lr"),
+        (lambda m, s: mp.maml(m, s, TASKS, P, meta_steps=1, outer_lr=0.0), ValueError, "outer_lr"),
+        (lambda m, s: mp.maml(m, s, TASKS, P, meta_steps=1, inner_steps=1.5), TypeError, "inner_steps"),
+        (lambda m, s: mp.maml(m, s, TASKS, P, meta_steps=1, n_support=0), ValueError, "n_support"),
+        (lambda m, s: mp.maml(m, s, TASKS, P, meta_steps=1, n_query=18), ValueError, "n_query"),
+        (lambda m, s: mp.maml(m, s, [1.5], P, meta_steps=1), TypeError, "tasks"),
+        (lambda m, s: mp.tune_prompts(m, s, TASKS, P, steps=1, lr=0.0), ValueError, "lr"),
+        (
+            lambda m, s: mp.adaptation_curve(m, s, 1, P, steps=1, n_support=0, generator=lmlab.generator(0)),
+            ValueError,
+            "n_support",
+        ),
+        (lambda m, s: mp.adaptation_curve(m, s, 1, P, steps=1, generator=None), TypeError, "generator"),
+        (lambda m, s: mp.mean_adaptation_curve(m, s, TASKS, P, seeds=[0], steps=-1), ValueError, "steps"),
+        (lambda m, s: mp.mean_adaptation_curve(m, s, TASKS, P, seeds=[], steps=1), ValueError, "seeds"),
+        (
+            lambda m, s: mp.choose_lambda(m, s, TASKS, P, lams=[0.0], seeds=[0], steps=1, n_support=40),
+            ValueError,
+            "n_support",
+        ),
+        (lambda m, s: mp.choose_lambda(m, s, TASKS, P, lams=[-1.0], seeds=[0], steps=1), ValueError, "lams"),
+    ],
+)
+def test_meta_prompt_errors_name_the_argument_as_the_caller_wrote_it(call, error, match):
+    model = tiny_model(n_vocab=P + 2 * P, n_ctx=8)
+    start = torch.zeros(1, model.cfg.d_model)
+    with pytest.raises(error, match=match):
+        call(model, start)
+
+
+def test_sample_pairs_requires_an_int_task():
+    with pytest.raises(TypeError, match="k must be an int"):
+        mp.sample_pairs(1.5, 17, 4, lmlab.generator(0))
+    with pytest.raises(ValueError, match="k must be an int >= 0"):
+        mp.sample_pairs(-1, 17, 4, lmlab.generator(0))

@@ -277,3 +277,65 @@ def test_hand_written_gradients_equal_autograd(block: int | None, monkeypatch: p
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
         pop = model.population_grid(params, X[0])
         torch.testing.assert_close(pop, model.forward_grid(params, X[0].expand(S, B, d)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(diverge_factor=1.0), ValueError, "diverge_factor"),
+        (dict(diverge_factor=math.nan), ValueError, "diverge_factor"),
+        (dict(diverge_factor="big"), TypeError, "diverge_factor"),
+        (dict(eval_every=0), ValueError, "eval_every"),
+        (dict(eval_every=1.5), TypeError, "eval_every"),
+        (dict(n_test=0), ValueError, "n_test"),
+        (dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\]"),
+        (dict(betas=(-0.1, 0.999)), ValueError, r"betas\[0\]"),
+        (dict(betas=0.9), TypeError, "betas"),
+        (dict(betas=(0.9, 0.99, 0.9)), TypeError, "betas"),
+        (dict(eps=0.0), ValueError, "eps"),
+        (dict(eps=math.inf), ValueError, "eps"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+    ],
+)
+def test_train_one_checks_every_numeric_argument(kwargs: dict, error: type, match: str) -> None:
+    args = dict(lr=0.1, batch_size=2, seed=0, steps=3, optimizer="adam", device=CPU)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sw.train_one(RegressionTask(dim=3), LinearModel(3), **args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(betas=(0.9, 1.5)), ValueError, r"betas\[1\]"),
+        (dict(eps=-1e-8), ValueError, "eps"),
+        (dict(diverge_factor=0.5), ValueError, "diverge_factor"),
+        (dict(n_test=-1), ValueError, "n_test"),
+        (dict(target=math.nan), ValueError, "target"),
+        (dict(eval_every=True), TypeError, "eval_every"),
+    ],
+)
+def test_sweep_checks_adam_and_run_settings(kwargs: dict, error: type, match: str) -> None:
+    args = dict(lrs=[0.1], batch_sizes=[2], seeds=[0], steps=3, optimizer="adam", device=CPU)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sw.sweep(RegressionTask(dim=3), LinearModel(3), **args)
+
+
+def test_diverge_factor_inf_still_allowed_and_theory_checks_dim() -> None:
+    out = sw.train_one(
+        RegressionTask(dim=3),
+        LinearModel(3),
+        lr=0.1,
+        batch_size=2,
+        seed=0,
+        steps=2,
+        diverge_factor=math.inf,
+        device=CPU,
+    )
+    assert not out["diverged"]
+    with pytest.raises(ValueError, match="target"):
+        sw.steps_to_target(np.array([0, 1]), np.array([1.0, 0.5]), 0.0)
+    with pytest.raises(TypeError, match="dim"):
+        sw.sgd_linear_optimal_lr(4, 16.5)

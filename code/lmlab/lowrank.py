@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lmlab.checks import check_int, check_tensor
 from lmlab.lora_init import init_factors
 
 __all__ = ["FitResult", "eckart_young_floor", "fit_lowrank", "planted_update", "random_orthonormal"]
@@ -45,10 +46,23 @@ def planted_update(m: int, l: int, sigmas: Sequence[float] | Tensor, generator: 
 
 
 def eckart_young_floor(sigmas: Sequence[float] | Tensor, k: int) -> float:
-    """sum_{i > k} sigma_i^2 (sigmas sorted in decreasing order first): the least ||M - M_k||_F^2 at rank k."""
-    s = torch.sort(torch.as_tensor(sigmas, dtype=torch.float64), descending=True).values
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k must be an int >= 0, got {k!r}")
+    """sum_{i > k} sigma_i^2 (sigmas sorted in decreasing order first): the least ||M - M_k||_F^2 at rank k.
+
+    Args:
+        sigmas: the singular values, a 1-D sequence or tensor of finite numbers >= 0 (not the matrix itself).
+        k: the rank, an int >= 0.
+
+    Raises:
+        TypeError: ``k`` is not an int.
+        ValueError: ``sigmas`` is not 1-D, or holds a NaN, an infinity or a negative number; ``k < 0``.
+    """
+    k = check_int("k", k, 0)
+    s = torch.as_tensor(sigmas, dtype=torch.float64)
+    if s.dim() != 1:
+        raise ValueError(f"sigmas must be 1-D (the singular values, not a matrix), got shape {tuple(s.shape)}")
+    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        raise ValueError(f"sigmas must be finite numbers >= 0 (singular values), got {s.tolist()}")
+    s = torch.sort(s, descending=True).values
     return float((s[k:] ** 2).sum())
 
 
@@ -101,15 +115,26 @@ def fit_lowrank(
 
     The loss of run c is ||W_frozen + s A B - W*||_F^2, the expected squared error for white inputs.
     """
+    delta = check_tensor("delta", delta, floating=True)
     if delta.dim() != 2:
         raise ValueError(f"delta must be a matrix (m, l), got shape {tuple(delta.shape)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if not bool(torch.isfinite(delta).all()):
+        raise ValueError("delta must hold finite numbers, got a NaN or an infinity")
+    steps = check_int("steps", steps, 1)
     m, l = delta.shape
+    ranks = list(ranks)
     C = len(ranks)
     if C == 0:
         raise ValueError("ranks must name at least one run")
+    for k in ranks:
+        check_int("ranks", k, 1, min(m, l))
     lrs, ratios, scales = _per_run("lr", lr, C), _per_run("ratio", ratio, C), _per_run("scale", scale, C)
+    if W0 is not None:
+        W0 = check_tensor("W0", W0, floating=True)
+        if W0.shape != delta.shape:
+            raise ValueError(f"W0 must have the shape of delta {tuple(delta.shape)}, got {tuple(W0.shape)}")
+        if not bool(torch.isfinite(W0).all()):
+            raise ValueError("W0 must hold finite numbers, got a NaN or an infinity")
     W0 = torch.zeros_like(delta) if W0 is None else W0.to(delta)
     W_star = W0 + delta
     kmax = max(ranks)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lmlab._runtime import generator as _generator
-from lmlab.checks import check_float, check_int
+from lmlab.checks import check_float, check_generator, check_int
 from lmlab.model import TinyTransformer
 from lmlab.prompting import prompted_logits
 
@@ -73,6 +73,34 @@ def pairs_accuracy(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor)
     return float((pred == y.to(model.device)).float().mean())
 
 
+def _check_tasks(tasks: Sequence[int], p: int) -> list[int]:
+    """``p`` an int >= 2 and ``tasks`` a non-empty sequence of ints >= 0 (names as the caller writes them)."""
+    check_int("p", p, 2)
+    ks = _as_list("tasks", tasks)
+    if not ks:
+        raise ValueError("tasks must hold at least one task (a shift k)")
+    return [check_int("tasks", k, 0) for k in ks]
+
+
+def _as_list(name: str, values: object) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence, got {type(values).__name__}")
+    return list(values)  # type: ignore[call-overload]
+
+
+def _check_support(n_support: int, p: int, name: str = "n_support") -> int:
+    """The size of a support set: distinct inputs, so an int in [1, p]."""
+    return check_int(name, n_support, 1, p)
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    """A non-empty sequence of int seeds >= 0."""
+    vals = _as_list("seeds", seeds)
+    if not vals:
+        raise ValueError("seeds must hold at least one seed")
+    return [check_int("seeds", s, 0) for s in vals]
+
+
 def sample_pairs(k: int, p: int, n: int, generator: torch.Generator, *, replace: bool = False) -> tuple[Tensor, Tensor]:
     """``n`` examples ``(x, (x + k) mod p)`` of task ``k`` (CPU tensors ``(n,)``).
 
@@ -80,8 +108,10 @@ def sample_pairs(k: int, p: int, n: int, generator: torch.Generator, *, replace:
     different inputs; ``n <= p``), or ``n`` independent uniform residues with ``replace=True``.
 
     Raises:
-        ValueError: ``n < 1``, or ``n > p`` without replacement.
+        TypeError: ``k``, ``p`` or ``n`` is not an int.
+        ValueError: ``k < 0``, ``p < 2``, ``n < 1``, or ``n > p`` without replacement.
     """
+    check_int("k", k, 0)
     check_int("n", n, 1)
     check_int("p", p, 2)
     if replace:
@@ -235,6 +265,13 @@ def maml(
     """
     check_int("meta_steps", meta_steps, 1)
     check_int("tasks_per_step", tasks_per_step, 1)
+    check_int("inner_steps", inner_steps, 0)
+    check_float("inner_lr", inner_lr, 0.0, strict=True)
+    check_float("outer_lr", outer_lr, 0.0, strict=True)
+    tasks = _check_tasks(tasks, p)
+    _check_support(n_support, p)
+    _check_support(n_query, p, "n_query")
+    check_int("seed", seed, 0)
     g = _generator(seed)
     phi = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([phi], lr=outer_lr)
@@ -281,6 +318,12 @@ def reptile(
     of ``tasks_per_step`` tasks and moves ``phi`` a fraction ``epsilon`` (in (0, 1]) of the way to their mean."""
     check_int("meta_steps", meta_steps, 1)
     check_float("epsilon", epsilon, 0.0, strict=True, high=1.0)
+    check_int("tasks_per_step", tasks_per_step, 1)
+    check_int("inner_steps", inner_steps, 0)
+    check_float("inner_lr", inner_lr, 0.0, strict=True)
+    tasks = _check_tasks(tasks, p)
+    _check_support(n_support, p)
+    check_int("seed", seed, 0)
     g = _generator(seed)
     phi = start.detach().clone()
     for _ in range(meta_steps):
@@ -304,6 +347,8 @@ def tune_prompts(
     """One prompt per task, tuned with Adam from ``start`` on all ``p`` pairs of the task (plenty of data):
     ``(len(tasks), P, d_model)``."""
     check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    tasks = _check_tasks(tasks, p)
     x = torch.arange(p)
     out = []
     for k in tasks:
@@ -346,6 +391,12 @@ def adaptation_curve(
     :func:`adapt_toward` ``anchor`` (``anchor`` defaults to the start itself); ``lam = 0`` is plain :func:`adapt`.
     """
     lam = check_float("lam", lam, 0.0)
+    check_int("k", k, 0)
+    check_int("p", p, 2)
+    check_int("steps", steps, 0)
+    check_float("lr", lr, 0.0, strict=True)
+    _check_support(n_support, p)
+    generator = check_generator(generator)
     support = sample_pairs(k, p, n_support, generator)
     rest = unseen(support[0], p)
     target = (rest + k) % p
@@ -419,8 +470,12 @@ def mean_adaptation_curve(
 ) -> Tensor:
     """:func:`adaptation_curve` (accuracy on unseen inputs) averaged over ``tasks`` and ``seeds`` (each seed draws
     new support sets): a tensor ``(steps + 1,)``."""
-    if len(tasks) == 0 or len(seeds) == 0:
-        raise ValueError("tasks and seeds must each hold at least one entry")
+    tasks = _check_tasks(tasks, p)
+    seeds = _check_seeds(seeds)
+    check_int("steps", steps, 0)
+    check_float("lr", lr, 0.0, strict=True)
+    _check_support(n_support, p)
+    lam = check_float("lam", lam, 0.0)
     total = torch.zeros(steps + 1)
     for s in seeds:
         g = _generator(int(s))
@@ -448,11 +503,16 @@ def choose_lambda(
     """Tune the penalty of :func:`adapt_toward` on the (training) ``tasks``: the ``lam`` of the grid ``lams`` whose
     mean accuracy on unseen inputs after ``steps`` steps (:func:`mean_adaptation_curve`) is highest (the first of
     the grid on a tie). Returns ``(best lam, {lam: accuracy})``."""
-    if len(lams) == 0:
+    grid = [check_float("lams", lam, 0.0) for lam in _as_list("lams", lams)]
+    if not grid:
         raise ValueError("lams must hold at least one value")
+    tasks = _check_tasks(tasks, p)
+    seeds = _check_seeds(seeds)
+    check_int("steps", steps, 0)
+    check_float("lr", lr, 0.0, strict=True)
+    _check_support(n_support, p)
     scores: dict[float, float] = {}
-    for lam in lams:
-        lam = check_float("lams", lam, 0.0)
+    for lam in grid:
         c = mean_adaptation_curve(
             model, start, tasks, p, seeds=seeds, steps=steps, lr=lr, n_support=n_support, anchor=anchor, lam=lam
         )

@@ -594,7 +594,8 @@ def complete(
 
     Args:
         model: a model trained on the tokenizer's ids.
-        prompts: the texts, e.g. ``problem.question`` (ending ``" Answer:"``); ``BOS`` is put in front of each.
+        prompts: a list of texts, e.g. ``problem.question`` (ending ``" Answer:"``); ``BOS`` is put in front of
+            each. A single string is refused (``TypeError``): wrap it in a list.
         tokenizer: a :class:`~lmlab.arithmetic.CharTokenizer` (default: the arithmetic task's).
         max_new_tokens: at most this many characters per completion (also capped by the context length).
 
@@ -603,6 +604,13 @@ def complete(
     """
     tokenizer = arithmetic_tokenizer() if tokenizer is None else tokenizer
     check_int("max_new_tokens", max_new_tokens, 1)
+    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__iter__"):
+        got = "a single string (wrap one prompt in a list)" if isinstance(prompts, str) else type(prompts).__name__
+        raise TypeError(f"prompts must be a list of strings, got {got}")
+    prompts = list(prompts)
+    for i, q in enumerate(prompts):
+        if not isinstance(q, str):
+            raise TypeError(f"prompts[{i}] must be a str, got {type(q).__name__}")
     groups: dict[int, list[int]] = {}
     encoded = [tokenizer.encode(p, bos=True) for p in prompts]
     for i, ids in enumerate(encoded):

@@ -350,8 +350,18 @@ def complete(
     """Greedy completions of ``questions`` behind ``prompt``, up to and including the first newline.
 
     The prompt's keys and values come from :func:`prefix_cache` (computed once per group of equal-length
-    questions); the rest is decoded one token at a time with ``model.forward_kv``.
+    questions); the rest is decoded one token at a time with ``model.forward_kv``. ``questions`` is a list of
+    strings; a single string raises ``TypeError`` (wrap it in a list).
     """
+    if isinstance(questions, (str, bytes)) or not hasattr(questions, "__iter__"):
+        got = (
+            "a single string (wrap one question in a list)" if isinstance(questions, str) else type(questions).__name__
+        )
+        raise TypeError(f"questions must be a list of strings, got {got}")
+    questions = list(questions)
+    for i, q in enumerate(questions):
+        if not isinstance(q, str):
+            raise TypeError(f"questions[{i}] must be a str, got {type(q).__name__}")
     check_int("max_new_tokens", max_new_tokens, 1)
     P = _n_prompt(prompt)
     groups: dict[int, list[int]] = {}

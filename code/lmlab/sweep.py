@@ -37,6 +37,7 @@ from torch import Tensor
 
 from lmlab._runtime import device as default_device
 from lmlab._runtime import generator as _seeded_generator
+from lmlab.checks import check_float, check_int
 from lmlab.regression import LinearModel, MLPModel, RegressionTask, derive_seed
 
 __all__ = [
@@ -88,6 +89,34 @@ def _ints(name: str, values: Sequence[int], low: int) -> list[int]:
     if len(set(vals)) != len(vals):
         raise ValueError(f"{name} must not repeat values, got {vals}")
     return [int(v) for v in vals]
+
+
+def _adam_hparams(betas: Any, eps: Any) -> tuple[tuple[float, float], float]:
+    """``betas`` as two floats in [0, 1) and ``eps`` as a float > 0 (PyTorch's Adam accepts neither outside)."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair of floats (beta1, beta2) in [0, 1), got {betas!r}")
+    b1, b2 = betas
+    pair = (check_float("betas[0]", b1, 0.0), check_float("betas[1]", b2, 0.0))
+    for i, b in enumerate(pair):
+        if not b < 1:
+            raise ValueError(f"betas[{i}] must be a float in [0, 1), got {betas[i]!r}")
+    return pair, check_float("eps", eps, 0.0, strict=True)
+
+
+def _diverge_factor(value: Any) -> float:
+    """A float > 1; ``inf`` is allowed (only non-finite losses then mark a run diverged)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value == math.inf:
+        return math.inf
+    return check_float("diverge_factor", value, 1.0, strict=True)
+
+
+def _run_hparams(eval_every: Any, diverge_factor: Any, n_test: Any) -> tuple[int, float, int]:
+    """The settings shared by :func:`sweep` and :func:`train_one`, checked (names as the caller writes them)."""
+    return (
+        check_int("eval_every", eval_every, 1),
+        _diverge_factor(diverge_factor),
+        check_int("n_test", n_test, 1),
+    )
 
 
 def _steps_for(batch_size: int, steps: int | None, examples: int | None) -> int:
@@ -260,7 +289,9 @@ def sweep(
 
     Raises:
         ValueError: an empty grid, a learning rate or batch size that is not positive, repeated values, both or
-            neither of ``steps`` and ``examples``, an unknown optimizer, mismatched dimensions.
+            neither of ``steps`` and ``examples``, an unknown optimizer, mismatched dimensions, ``eval_every`` or
+            ``n_test`` < 1, ``diverge_factor <= 1``, ``betas`` outside [0, 1), ``eps <= 0``, ``target <= 0``.
+        TypeError: a setting of the wrong type (e.g. ``betas`` not a pair, ``eval_every`` not an int).
     """
     import time
 
@@ -271,12 +302,10 @@ def sweep(
     n_steps = {B: _steps_for(B, steps, examples) for B in bs_list}
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
-    if not diverge_factor > 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
-    if target is not None and not target > 0:
-        raise ValueError(f"target must be a population loss > 0, got {target!r}")
+    eval_every, diverge_factor, n_test = _run_hparams(eval_every, diverge_factor, n_test)
+    betas, eps = _adam_hparams(betas, eps)
+    if target is not None:
+        target = check_float("target", target, 0.0, strict=True)
     if model.dim != task.dim:
         raise ValueError(f"model.dim ({model.dim}) must equal task.dim ({task.dim})")
     dev = torch.device(device) if device is not None else default_device()
@@ -419,6 +448,8 @@ def train_one(
     T = _steps_for(B, steps, None)
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    eval_every, diverge_factor, n_test = _run_hparams(eval_every, diverge_factor, n_test)
+    betas, eps = _adam_hparams(betas, eps)
     dev = torch.device(device) if device is not None else default_device()
     teacher = task.teacher_params(dev, dtype)
     test = task.test_set(n_test, dev, dtype)
@@ -475,6 +506,7 @@ def train_one(
 def steps_to_target(steps: np.ndarray, curve: np.ndarray, target: float) -> float:
     """The first time ``curve`` (losses measured at ``steps``) reaches ``target``, interpolating ``log(loss)``
     linearly between measurements; ``0.0`` if it starts there, ``inf`` if it never gets there."""
+    target = check_float("target", target, 0.0, strict=True)
     c = np.asarray(curve, dtype=float)
     s = np.asarray(steps, dtype=float)
     hit = np.flatnonzero(np.nan_to_num(c, nan=np.inf) <= target)
@@ -706,10 +738,12 @@ def fit_laws(batch_sizes: Sequence[float], lrs: Sequence[float]) -> dict[str, La
 def sgd_linear_contraction(lr: Any, batch_size: Any, dim: int) -> Any:
     """Expected factor by which one SGD step shrinks ``||w - w*||^2`` on noiseless linear regression with
     ``x ~ N(0, I_dim)`` and the MSE loss: ``1 - 4 lr + 4 lr^2 (B + d + 1) / B`` (works on arrays)."""
+    check_int("dim", dim, 1)
     return 1 - 4 * lr + 4 * lr**2 * (batch_size + dim + 1) / batch_size
 
 
 def sgd_linear_optimal_lr(batch_size: Any, dim: int) -> Any:
     """The learning rate minimising :func:`sgd_linear_contraction`: ``B / (2 (B + d + 1))``, i.e.
     ``eps_max / (1 + B_noise / B)`` with ``eps_max = 1/2`` and ``B_noise = d + 1``."""
+    check_int("dim", dim, 1)
     return batch_size / (2 * (batch_size + dim + 1))
