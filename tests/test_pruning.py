@@ -4,6 +4,8 @@ fine-tuning."""
 
 from __future__ import annotations
 
+import os
+
 import lmlab
 import pytest
 import torch
@@ -232,3 +234,68 @@ def test_load_digits_split_is_seeded_and_disjoint() -> None:
     for bad in [0, 12, 8.0]:
         with pytest.raises(ValueError, match="size"):
             load_digits(size=bad)  # type: ignore[arg-type]
+
+
+def test_apply_masks_needs_bool_masks_of_the_weight_shape() -> None:
+    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
+    w = model.backbone.conv0.weight
+    saved = w.detach().clone()
+    for bad in (torch.full(w.shape, 0.5), torch.ones(w.shape, dtype=torch.int64)):
+        with pytest.raises(TypeError, match=r"masks\['backbone.conv0'\] must be a bool tensor"):
+            pruning.apply_masks(model, {"backbone.conv0": bad})
+        with pytest.raises(TypeError, match=r"masks\['backbone.conv0'\]"):
+            with pruning.keep_masked(model, {"backbone.conv0": bad}):
+                pass
+    with pytest.raises(TypeError, match=r"masks\['backbone.conv0'\] must be a torch.Tensor"):
+        pruning.apply_masks(model, {"backbone.conv0": [True]})
+    with pytest.raises(ValueError, match=r"masks\['backbone.conv0'\] has shape"):
+        pruning.apply_masks(model, {"backbone.conv0": torch.ones(3, dtype=torch.bool)})
+    assert torch.equal(w, saved)  # nothing was scaled
+    mask = pruning.magnitude_mask(w, 0.5)
+    pruning.apply_masks(model, {"backbone.conv0": mask})
+    assert torch.equal(w, saved * mask)
+
+
+def test_latency_and_layer_times_reject_bad_budgets() -> None:
+    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
+    x = torch.randn(2, 1, 8, 8)
+    for bad in (float("inf"), float("nan"), 0, -1.0, pruning.MAX_RUN_TIME_S + 1):
+        with pytest.raises(ValueError, match="min_run_time"):
+            pruning.latency(model, x, min_run_time=bad)
+    with pytest.raises(TypeError, match="min_run_time"):
+        pruning.latency(model, x, min_run_time="1")  # type: ignore[arg-type]
+    for bad in (0, -1, 10**9, (os.cpu_count() or 1) + 1):
+        with pytest.raises(ValueError, match="num_threads"):
+            pruning.latency(model, x, num_threads=bad, clock="wall")
+    with pytest.raises(TypeError, match="num_threads"):
+        pruning.latency(model, x, num_threads=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        pruning.latency(model, [1.0])  # type: ignore[arg-type]
+    for name, bad in (("reps", pruning.MAX_REPS + 1), ("rounds", 0), ("rounds", pruning.MAX_ROUNDS + 1)):
+        with pytest.raises(ValueError, match=name):
+            pruning.layer_times(model, x, **{name: bad})
+    with pytest.raises(TypeError, match="reps"):
+        pruning.layer_times(model, x, reps=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        pruning.layer_times(lambda t: t, x)  # type: ignore[arg-type]
+
+
+def test_accuracy_rejects_bad_arguments() -> None:
+    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
+    x, y = torch.randn(5, 1, 8, 8), torch.arange(5)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="batch"):
+            accuracy(model, x, y, batch=bad)
+    with pytest.raises(TypeError, match="batch"):
+        accuracy(model, x, y, batch=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="y must hold integer class labels"):
+        accuracy(model, x, y.float())
+    with pytest.raises(ValueError, match="y must have 1 dimensions"):
+        accuracy(model, x, y[None])
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        accuracy(model, x.numpy(), y)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="model"):
+        accuracy(lambda t: t, x, y)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="same non-zero number"):
+        accuracy(model, x, y[:3])
+    assert accuracy(model, x, y, batch=1) == accuracy(model, x, y)  # chunking does not change the answer

@@ -227,3 +227,104 @@ def test_qat_beats_ptq_at_low_bits(trained: tuple[VGG, object]) -> None:
     qz.bake(lin)
     for layer in qz.weight_layers(lin).values():  # baked weights still hold at most 2**2 values
         assert not parametrize.is_parametrized(layer) and layer.weight.unique().numel() <= 4
+
+
+def test_quantize_rejects_bad_scale_zero_and_nan() -> None:
+    """A scale that is not finite and > 0, a zero point outside [q_min, q_max] (or not an integer) and NaN input
+    would give codes outside the code range or garbage: each raises, naming the argument."""
+    x = torch.randn(10, generator=lmlab.generator(0))
+    for f in (qz.quantize, qz.fake_quantize):
+        for bad_scale in (0.0, -0.1, float("nan"), float("inf"), torch.tensor([0.1, 0.0])):
+            with pytest.raises(ValueError, match="scale"):
+                f(x, bad_scale, 0, 8)
+        for bad_zero in (128, -129, torch.tensor([0, 200]), 0.5):
+            with pytest.raises(ValueError, match="zero"):
+                f(x, 0.1, bad_zero, 8)
+        with pytest.raises(ValueError, match="zero"):
+            f(x, 0.1, -1, 8, signed=False)
+        with pytest.raises(TypeError, match="zero"):
+            f(x, 0.1, "0", 8)
+        with pytest.raises(TypeError, match="scale"):
+            f(x, "0.1", 0, 8)
+        with pytest.raises(ValueError, match="r holds NaN"):
+            f(torch.tensor([0.0, float("nan")]), 0.1, 0, 8)
+    # valid edge values still work: Z at either end of the range, infinities clamp to the ends
+    q = qz.quantize(torch.tensor([float("-inf"), 0.0, float("inf")]), 0.1, 127, 8)
+    assert q.tolist() == [-128, 127, 127]
+    assert qz.quantize(torch.zeros(2), 1.0, -128, 8).tolist() == [-128, -128]
+    q = qz.quantize(x, 0.1, 0, 8)
+    for bad_scale in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="scale"):
+            qz.dequantize(q, bad_scale, 0)
+    with pytest.raises(TypeError, match="q must be an integer tensor"):
+        qz.dequantize(q.double(), 0.1, 0)
+    with pytest.raises(TypeError, match="zero"):
+        qz.dequantize(q, 0.1, None)
+
+
+def test_kmeans_and_storage_bits_reject_bad_counts() -> None:
+    x = torch.randn(50, generator=lmlab.generator(0))
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="max_iter"):
+            qz.kmeans_1d(x, 4, max_iter=bad)
+    with pytest.raises(TypeError, match="max_iter"):
+        qz.kmeans_1d(x, 4, max_iter=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed"):
+        qz.kmeans_1d(x, 4, seed=-1)
+    with pytest.raises(ValueError, match="x holds NaN"):
+        qz.kmeans_1d(torch.tensor([0.0, float("nan"), 1.0]), 2)
+    assert qz.kmeans_1d(x, 4, max_iter=1)[0].shape == (4,)  # one iteration is allowed
+    shapes = [(4, 3)]
+    for bad in (0, -8):
+        with pytest.raises(ValueError, match="bits"):
+            qz.storage_bits(shapes, "kmeans", bad)
+        with pytest.raises(ValueError, match="float_bits"):
+            qz.storage_bits(shapes, "float", 8, float_bits=bad)
+    with pytest.raises(TypeError, match="float_bits"):
+        qz.storage_bits(shapes, "float", 8, float_bits=32.0)  # type: ignore[arg-type]
+    assert qz.storage_bits(shapes, "float", 8, float_bits=16) == 16 * 12
+
+
+def test_rescale_refuses_to_overflow() -> None:
+    m0, n = fixed_point_multiplier(0.37)
+    ok = torch.tensor([-(2**31), 0, 2**31 - 1])
+    exact = torch.round(ok.double() * 0.37).to(torch.int64)
+    assert (rescale(ok, m0, n) - exact).abs().max() <= 1  # the int32 extremes still fit (M0 is rounded)
+    with pytest.raises(ValueError, match="acc too large"):
+        rescale(torch.tensor([2**40]), m0, n)  # acc * m0 would wrap around int64
+    with pytest.raises(ValueError, match="acc too large"):
+        rescale(torch.tensor([-(2**40)]), m0, n)
+    with pytest.raises(ValueError, match="m0"):
+        rescale(ok, -m0, n)
+    with pytest.raises(TypeError, match="acc"):
+        rescale(ok.double(), m0, n)
+    with pytest.raises(TypeError, match="m0"):
+        rescale(ok, m0.double(), n)
+
+
+def test_fold_bn_rejects_mismatched_batch_norm() -> None:
+    with pytest.raises(ValueError, match="bn has 5 channels but conv has 4"):
+        fold_bn(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(5))
+    with pytest.raises(TypeError, match="bn"):
+        fold_bn(nn.Conv2d(2, 4, 3), nn.BatchNorm1d(4))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bn must have affine"):
+        fold_bn(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4, affine=False))
+
+
+def test_integer_vgg_rejects_codes_out_of_range() -> None:
+    lmlab.seed_everything(0)
+    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
+    x = torch.randn(6, 1, 8, 8, generator=lmlab.generator(1))
+    net = IntegerVGG(model, x, bits=4)
+    q = net.quantize_input(x)
+    assert net.forward(q).shape == (6, 10)
+    for bad in (q + 16, q - 16):
+        with pytest.raises(ValueError, match=r"q must hold codes in \[-8, 7\]"):
+            net.forward(bad)
+        with pytest.raises(ValueError, match="q must hold codes"):
+            net.simulate(bad)
+    for dtype in (torch.float32, torch.bool):
+        with pytest.raises(TypeError, match="q must be an integer tensor"):
+            net.forward(q.to(dtype))
+    with pytest.raises(ValueError, match="q must have 4 dimensions"):
+        net.forward(q[0])

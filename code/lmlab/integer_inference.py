@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lmlab.checks import check_tensor
 from lmlab.quantization import check_bits, linear_qparams, minmax_qparams, qrange, quantize
 
 __all__ = ["IntegerVGG", "fixed_point_multiplier", "fold_bn", "rescale"]
@@ -54,20 +55,55 @@ def rescale(acc: Tensor, m0: Tensor, n: Tensor) -> Tensor:
     """``round(acc * m0 / 2**(31 + n))`` in int64 arithmetic (ties rounded up), i.e. ``round(acc * M)``.
 
     ``acc`` is an integer tensor (int32 range); ``m0`` and ``n`` from :func:`fixed_point_multiplier`, broadcastable
-    against it, with ``31 + n`` in [1, 62]."""
-    if acc.is_floating_point():
-        raise TypeError(f"acc must be an integer tensor, got {acc.dtype}")
+    against it, with ``31 + n`` in [1, 62].
+
+    Raises:
+        TypeError: ``acc``, ``m0`` or ``n`` is not an integer tensor.
+        ValueError: ``m0`` negative, ``31 + n`` outside [1, 62], or ``acc`` so large that ``acc * m0`` would
+            overflow int64 (``max|acc| * max(m0) + 2**(30 + n)`` must stay below ``2**63``).
+    """
+    for name, t in (("acc", acc), ("m0", m0), ("n", n)):
+        check_tensor(name, t)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
     shift = 31 + n.to(acc.device)
     if (shift < 1).any() or (shift > 62).any():
         raise ValueError("31 + n must lie in [1, 62]: the multiplier is out of range")
+    m0 = m0.to(acc.device)
+    if m0.numel() and int(m0.min()) < 0:
+        raise ValueError(f"m0 must be >= 0 (from fixed_point_multiplier), got min {int(m0.min())}")
+    if acc.numel() and m0.numel():
+        a = max(abs(int(acc.max())), abs(int(acc.min())))
+        worst = a * int(m0.max()) + 2 ** (int(shift.max()) - 1)
+        if worst >= 2**63:
+            raise ValueError(
+                f"acc too large: max |acc| = {a} times max m0 = {int(m0.max())} overflows int64; "
+                f"|acc| must be <= {(2**63 - 1 - 2 ** (int(shift.max()) - 1)) // max(int(m0.max()), 1)}"
+            )
     half = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
-    return torch.bitwise_right_shift(acc.to(torch.int64) * m0.to(acc.device) + half, shift)
+    return torch.bitwise_right_shift(acc.to(torch.int64) * m0 + half, shift)
 
 
 @torch.no_grad()
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """Weight and bias of the convolution that equals ``bn(conv(x))`` in eval mode:
-    ``W' = W g``, ``b' = beta + (b - mu) g`` with ``g = gamma / sqrt(var + eps)`` per output channel."""
+    ``W' = W g``, ``b' = beta + (b - mu) g`` with ``g = gamma / sqrt(var + eps)`` per output channel.
+
+    Raises:
+        TypeError: ``conv`` is not an ``nn.Conv2d`` or ``bn`` not an ``nn.BatchNorm2d``.
+        ValueError: ``bn`` has no affine parameters or running statistics, or its channel count differs from
+            ``conv.out_channels``.
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
+    if not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError(f"bn must be an nn.BatchNorm2d, got {type(bn).__name__}")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(
+            f"bn has {bn.num_features} channels but conv has {conv.out_channels} output channels: they must match"
+        )
+    if bn.weight is None or bn.bias is None or bn.running_var is None or bn.running_mean is None:
+        raise ValueError("bn must have affine parameters and running statistics (affine=True, track_running_stats)")
     g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     return conv.weight * g.reshape(-1, 1, 1, 1), bn.bias + (b - bn.running_mean) * g
@@ -163,7 +199,12 @@ class IntegerVGG:
     @torch.no_grad()
     def forward(self, q: Tensor, *, trace: list[Tensor] | None = None) -> Tensor:
         """Integer-only forward pass: input codes ``(N, C, H, W)`` (from :meth:`quantize_input`) to logit codes
-        ``(N, n_classes)`` (int64). ``trace``, if given, receives every layer's output codes."""
+        ``(N, n_classes)`` (int64). ``trace``, if given, receives every layer's output codes.
+
+        Raises:
+            TypeError: ``q`` is not an integer tensor (a bool one is not).
+            ValueError: ``q`` is not 4-dimensional or holds a code outside ``[q_min, q_max]``.
+        """
         return self._run(q, integer=True, trace=trace)
 
     @torch.no_grad()
@@ -178,8 +219,14 @@ class IntegerVGG:
         return last["s_y"] * (q_out - last["z_y"]).double()
 
     def _run(self, q: Tensor, *, integer: bool, trace: list[Tensor] | None) -> Tensor:
-        if q.is_floating_point():
-            raise TypeError("forward takes integer codes: call quantize_input(x) first")
+        check_tensor("q", q, 4)
+        if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+            raise TypeError(f"q must be an integer tensor of codes (call quantize_input(x) first), got {q.dtype}")
+        if q.numel() and (int(q.min()) < self.q_min or int(q.max()) > self.q_max):
+            raise ValueError(
+                f"q must hold codes in [{self.q_min}, {self.q_max}] (the {self.bits}-bit input range), "
+                f"got values in [{int(q.min())}, {int(q.max())}]"
+            )
         q = q.to(self.layers[0]["q_w"].device)
         i = 0
         for kind, arg in self.ops:

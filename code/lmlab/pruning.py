@@ -26,6 +26,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from lmlab.checks import check_float, check_int, check_tensor
+
 __all__ = [
     "apply_masks",
     "channel_importance",
@@ -44,6 +46,11 @@ __all__ = [
     "sensitivity_scan",
     "sparsity",
 ]
+
+
+MAX_RUN_TIME_S = 60.0  # the longest min_run_time latency() accepts: a larger one is a mistake, not a measurement
+MAX_REPS = 10_000  # the most forward passes per round layer_times() accepts
+MAX_ROUNDS = 1_000  # the most rounds layer_times() accepts
 
 
 def _check_sparsity(s: object, name: str = "sparsity") -> float:
@@ -115,11 +122,19 @@ def fine_grained_prune(model: nn.Module, plan: Mapping[str, float]) -> dict[str,
 
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
-    """Zero the pruned weights again: ``weight *= mask`` for every layer in ``masks``."""
+    """Zero the pruned weights again: ``weight *= mask`` for every layer in ``masks``.
+
+    Raises:
+        TypeError: a mask is not a bool tensor (True = kept), named by its key ``masks[name]``.
+        ValueError: a key is not a conv or linear layer of ``model``, or a mask's shape differs from the weight's.
+    """
     for name, mask in masks.items():
         layer = _layer(model, name)
+        check_tensor(f"masks[{name!r}]", mask)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"masks[{name!r}] must be a bool tensor (True = kept), got dtype {mask.dtype}")
         if mask.shape != layer.weight.shape:
-            raise ValueError(f"mask of {name!r} has shape {tuple(mask.shape)}, weight {tuple(layer.weight.shape)}")
+            raise ValueError(f"masks[{name!r}] has shape {tuple(mask.shape)}, weight {tuple(layer.weight.shape)}")
         layer.weight.mul_(mask.to(layer.weight.device))
 
 
@@ -397,23 +412,29 @@ def latency(
     Args:
         model: a module or any callable of one tensor (put into eval mode while it is timed, if a module).
         x: the input, already on the model's device.
-        min_run_time: seconds to keep measuring, > 0.
-        num_threads: intra-op threads for the timer (default 1, as in this book).
+        min_run_time: seconds to keep measuring, in (0, ``MAX_RUN_TIME_S`` = 60].
+        num_threads: intra-op threads for the timer (default 1, as in this book), in [1, ``os.cpu_count()``].
         clock: ``"wall"`` (``time.perf_counter``; the timer synchronises CUDA), ``"cpu"`` (``time.process_time``:
             the process's CPU time, equal to the wall time of single-threaded compute on an idle machine, but blind
             to the time other processes take from it on a busy one), or ``"auto"``: ``"cpu"`` for a CPU tensor with
             one thread, else ``"wall"``.
 
     Raises:
-        ValueError: ``min_run_time`` is not positive, an unknown ``clock``, or ``"cpu"`` for a GPU tensor or with
+        TypeError: ``model`` not callable, ``x`` not a tensor, ``min_run_time`` not a number or ``num_threads`` not
+            an int.
+        ValueError: ``min_run_time`` is not finite in (0, 60], ``num_threads`` outside [1, ``os.cpu_count()``],
+            an unknown ``clock``, or ``"cpu"`` for a GPU tensor or with
             several threads (CPU time would then not measure the pass).
     """
     import time
 
     from torch.utils import benchmark
 
-    if not (isinstance(min_run_time, (int, float)) and min_run_time > 0):
-        raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time!r}")
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    check_tensor("x", x)
+    min_run_time = check_float("min_run_time", min_run_time, 0.0, strict=True, high=MAX_RUN_TIME_S)
+    num_threads = check_int("num_threads", num_threads, 1, os.cpu_count() or 1)
     if clock not in ("auto", "wall", "cpu"):
         raise ValueError(f"clock must be 'auto', 'wall' or 'cpu', got {clock!r}")
     single_cpu = x.device.type == "cpu" and num_threads == 1
@@ -481,11 +502,15 @@ def layer_times(
     :func:`latency` for the time of the whole pass.
 
     Raises:
-        ValueError: ``reps`` or ``rounds`` < 1, an unknown ``clock``, or ``"cpu"`` where it does not apply.
+        TypeError: ``model`` not an ``nn.Module``, ``x`` not a tensor, ``reps`` or ``rounds`` not an int.
+        ValueError: ``reps`` outside [1, ``MAX_REPS`` = 10000] or ``rounds`` outside [1, ``MAX_ROUNDS`` = 1000],
+            an unknown ``clock``, or ``"cpu"`` where it does not apply.
     """
-    for name, v in (("reps", reps), ("rounds", rounds)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_tensor("x", x)
+    reps = check_int("reps", reps, 1, MAX_REPS)
+    rounds = check_int("rounds", rounds, 1, MAX_ROUNDS)
     if clock not in ("auto", "profiler", "cpu"):
         raise ValueError(f"clock must be 'auto', 'profiler' or 'cpu', got {clock!r}")
     single_cpu = x.device.type == "cpu" and torch.get_num_threads() == 1

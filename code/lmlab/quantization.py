@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from lmlab._runtime import generator as _generator
+from lmlab.checks import check_int, check_tensor
 
 __all__ = [
     "KMeansWeight",
@@ -64,6 +65,37 @@ def _check_tensor(x: object, name: str) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
     return x
+
+
+def _check_no_nan(r: Tensor, name: str) -> None:
+    if torch.isnan(r).any():
+        raise ValueError(f"{name} holds NaN: NaN has no integer code (codes must lie in [q_min, q_max])")
+
+
+def _check_scale(scale: object, device: torch.device) -> Tensor:
+    """``scale`` as a float64 tensor, or an error unless every entry is finite and > 0."""
+    if isinstance(scale, bool) or not isinstance(scale, (Tensor, int, float)):
+        raise TypeError(f"scale must be a positive float or a tensor of them, got {type(scale).__name__}")
+    s = torch.as_tensor(scale, dtype=torch.float64, device=device)
+    if s.numel() == 0 or not (torch.isfinite(s).all() and (s > 0).all()):
+        raise ValueError(f"scale must be finite and > 0 everywhere, got {scale!r}")
+    return s
+
+
+def _check_zero(zero: object, q_min: int, q_max: int, device: torch.device) -> Tensor:
+    """``zero`` as a tensor, or an error unless every entry is an integer in ``[q_min, q_max]``."""
+    if isinstance(zero, bool) or not isinstance(zero, (Tensor, int, float)):
+        raise TypeError(f"zero must be an int or a tensor of ints, got {type(zero).__name__}")
+    z = torch.as_tensor(zero, device=device)
+    if z.dtype == torch.bool or z.is_complex():
+        raise TypeError(f"zero must be an int or a tensor of ints, got dtype {z.dtype}")
+    if z.numel() == 0:
+        raise ValueError("zero must not be empty")
+    if z.is_floating_point() and not (torch.isfinite(z).all() and torch.equal(z, torch.round(z))):
+        raise ValueError(f"zero must hold integers in [{q_min}, {q_max}], got {zero!r}")
+    if (z < q_min).any() or (z > q_max).any():
+        raise ValueError(f"zero must hold integers in [{q_min}, {q_max}] (the code range), got {zero!r}")
+    return z
 
 
 # ---------------------------------------------------------------------------------------------- k-means
@@ -119,13 +151,19 @@ def kmeans_1d(
         ``x``'s shape, ``x ≈ centroids[labels]``.
 
     Raises:
-        ValueError: ``x`` is empty, ``k`` is not an int >= 1, or an unknown ``init``.
+        ValueError: ``x`` is empty or holds NaN, ``k`` is not an int >= 1, ``max_iter`` < 1, ``seed`` < 0, or an
+            unknown ``init``.
+        TypeError: ``max_iter`` or ``seed`` is not an int.
     """
     _check_tensor(x, "x")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     if init not in ("k-means++", "linear"):
         raise ValueError(f"init must be 'k-means++' or 'linear', got {init!r}")
+    max_iter = check_int("max_iter", max_iter, 1)
+    seed = check_int("seed", seed, 0)
+    if torch.isnan(x).any():
+        raise ValueError("x holds NaN: NaN cannot be clustered")
     flat = x.detach().reshape(-1).double()
     if init == "linear":
         c = torch.linspace(float(flat.min()), float(flat.max()), k, dtype=torch.float64, device=flat.device)
@@ -249,17 +287,34 @@ def minmax_qparams(
 
 def quantize(r: Tensor, scale: Tensor | float, zero: Tensor | int, bits: int, *, signed: bool = True) -> Tensor:
     """Integer codes ``q = clamp(round(r / S) + Z, q_min, q_max)`` (int64; ``round`` is half to even). Values
-    outside the representable range ``[S (q_min - Z), S (q_max - Z)]`` are clamped to its ends."""
+    outside the representable range ``[S (q_min - Z), S (q_max - Z)]`` are clamped to its ends.
+
+    Raises:
+        TypeError: ``r`` is not a floating-point tensor, or ``scale``/``zero`` of the wrong type.
+        ValueError: ``r`` is empty or holds NaN, a ``scale`` entry not finite and > 0, a ``zero`` entry that is not
+            an integer in ``[q_min, q_max]``, or bad ``bits``.
+    """
     _check_tensor(r, "r")
     q_min, q_max = qrange(bits, signed)
-    s = torch.as_tensor(scale, dtype=torch.float64, device=r.device)
-    z = torch.as_tensor(zero, device=r.device)
+    s = _check_scale(scale, r.device)
+    z = _check_zero(zero, q_min, q_max, r.device)
+    _check_no_nan(r, "r")
     return (torch.round(r.double() / s) + z).clamp(q_min, q_max).to(torch.int64)
 
 
 def dequantize(q: Tensor, scale: Tensor | float, zero: Tensor | int) -> Tensor:
-    """Real values ``r = S (q - Z)`` (float64) of integer codes ``q``."""
-    s = torch.as_tensor(scale, dtype=torch.float64, device=q.device)
+    """Real values ``r = S (q - Z)`` (float64) of integer codes ``q``.
+
+    Raises:
+        TypeError: ``q`` is not an integer tensor, or ``scale``/``zero`` of the wrong type.
+        ValueError: a ``scale`` entry not finite and > 0.
+    """
+    check_tensor("q", q)
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise TypeError(f"q must be an integer tensor of codes, got dtype {q.dtype}")
+    s = _check_scale(scale, q.device)
+    if isinstance(zero, bool) or not isinstance(zero, (Tensor, int)):
+        raise TypeError(f"zero must be an int or a tensor of ints, got {type(zero).__name__}")
     z = torch.as_tensor(zero, device=q.device)
     return s * (q - z).double()
 
@@ -284,11 +339,16 @@ class _FakeQuant(torch.autograd.Function):
 
 def fake_quantize(r: Tensor, scale: Tensor | float, zero: Tensor | int, bits: int, *, signed: bool = True) -> Tensor:
     """``dequantize(quantize(r))`` in ``r``'s dtype, differentiable with a straight-through estimator: the
-    gradient is the identity inside the representable range and zero outside (where the codes were clamped)."""
+    gradient is the identity inside the representable range and zero outside (where the codes were clamped).
+
+    Raises:
+        The errors of :func:`quantize` (same arguments, same checks).
+    """
     _check_tensor(r, "r")
-    check_bits(bits)
-    s = torch.as_tensor(scale, dtype=torch.float64, device=r.device)
-    z = torch.as_tensor(zero, dtype=torch.float64, device=r.device)
+    q_min, q_max = qrange(bits, signed)
+    s = _check_scale(scale, r.device)
+    z = _check_zero(zero, q_min, q_max, r.device).to(torch.float64)
+    _check_no_nan(r, "r")
     return _FakeQuant.apply(r, s, z, bits, signed)
 
 
@@ -350,8 +410,13 @@ def storage_bits(shapes: Iterable[tuple[int, ...]], method: str, bits: int, *, f
     ``"float"``: ``float_bits`` per weight. ``"kmeans"``: ``bits`` per weight plus a codebook of ``2**bits``
     floats per layer. ``"linear"``: ``bits`` per weight plus, per output channel (dim 0), one float scale and one
     ``bits``-bit zero point.
+
+    Raises:
+        ValueError: ``bits`` out of [1, 16], ``float_bits`` out of [1, 64], or an unknown ``method``.
+        TypeError: ``float_bits`` is not an int.
     """
     check_bits(bits)
+    float_bits = check_int("float_bits", float_bits, 1, 64)
     if method not in ("float", "kmeans", "linear"):
         raise ValueError(f"method must be 'float', 'kmeans' or 'linear', got {method!r}")
     total = 0

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab._runtime import generator as _generator
+from lmlab.checks import check_int, check_tensor
 from lmlab.train import History, train
 
 __all__ = ["Digits", "VGG", "VGGConfig", "accuracy", "classification_loss", "load_digits", "train_classifier"]
@@ -223,7 +224,23 @@ def train_classifier(
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 1024) -> float:
     """Fraction of ``x`` (``(N, C, H, W)``) that ``model`` classifies as ``y`` (``(N,)``), in eval mode (the
-    model's mode is restored afterwards). Inputs are moved to the model's device in chunks of ``batch``."""
+    model's mode is restored afterwards). Inputs are moved to the model's device in chunks of ``batch``.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, ``x`` or ``y`` not a tensor, ``y`` not integer labels, or
+            ``batch`` not an int.
+        ValueError: ``batch`` < 1, ``y`` not 1-dimensional, ``x`` and ``y`` of different lengths or empty, or a
+            ``model`` without parameters.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_tensor("x", x)
+    check_tensor("y", y, 1)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    batch = check_int("batch", batch, 1)
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters: its device is unknown")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must hold the same non-zero number of examples, got {len(x)} and {len(y)}")
     dev = next(model.parameters()).device
