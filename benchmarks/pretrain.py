@@ -26,7 +26,7 @@ import time
 import lmlab
 import torch
 from lmlab import heads, pretrained
-from lmlab.induction_eval import evaluate_induction
+from lmlab.inside.induction_eval import evaluate_induction
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
                 )
                 ok = q.loss_second < 0.1 and abs(q.loss_first - math.log(model.cfg.n_vocab)) < 0.25
             elif name == "digits-vgg":
-                from lmlab.vision import accuracy
+                from lmlab.compressing.vision import accuracy
 
                 digits = pretrained.task(name)
                 acc = accuracy(model, digits.x_test, digits.y_test)

@@ -23,9 +23,9 @@ CHILD = r"""
 import json, sys, time
 import torch
 from lmlab import heads, meta_prompt, pretrained, prompting
-from lmlab.induction_eval import evaluate_induction
-from lmlab.prompt_data import HINT
-from lmlab.vision import accuracy
+from lmlab.inside.induction_eval import evaluate_induction
+from lmlab.adapting.prompt_data import HINT
+from lmlab.compressing.vision import accuracy
 
 def measure(name):
     model = pretrained.load(name, device="cpu")

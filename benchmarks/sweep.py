@@ -44,7 +44,7 @@ import lmlab
 import numpy as np
 import torch
 from lmlab import sweep as sw
-from lmlab.regression import LinearModel, MLPModel, RegressionTask
+from lmlab.scaling.regression import LinearModel, MLPModel, RegressionTask
 
 SIGMA = 0.1
 LIN_TASK = RegressionTask(dim=16, noise_std=SIGMA, teacher="linear", seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lmlab
 import pytest
 import torch
-from lmlab.attribution import LogitAttribution, ablate_heads, check_heads, logit_attribution
-from lmlab.model import ModelConfig, TinyTransformer
+from lmlab.core.model import ModelConfig, TinyTransformer
+from lmlab.inside.attribution import LogitAttribution, ablate_heads, check_heads, logit_attribution
 
 ATOL = 1e-9  # the models below run in float64
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from lmlab import lab_induction as lab
 from lmlab.check import CheckFailed
 from lmlab.check import interpretability as check
-from lmlab.induction import single_head
+from lmlab.inside.induction import single_head
 
 EVERY = [seq for n in range(1, lab.N_CTX + 1) for seq in itertools.product(range(lab.N_VOCAB), repeat=n)]
 

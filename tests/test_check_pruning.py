@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import lmlab
-import lmlab.lab_pruning as lab
+import lmlab.compressing.lab_pruning as lab
 import pytest
 import torch
 from lmlab import pruning
 from lmlab.check import CheckFailed
 from lmlab.check import pruning as check_pruning
-from lmlab.vision import VGG
+from lmlab.compressing.vision import VGG
 from torch import Tensor, nn
 
 

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import lmlab
-import lmlab.lab_quantization as lab
+import lmlab.compressing.lab_quantization as lab
 import pytest
 import torch
 import torch.nn.functional as F
 from lmlab.check import CheckFailed
 from lmlab.check import quantization as check_q
-from lmlab.integer_inference import fold_bn
-from lmlab.quantization import kmeans_1d, linear_qparams
+from lmlab.compressing.integer_inference import fold_bn
+from lmlab.compressing.quantization import kmeans_1d, linear_qparams
 from torch import Tensor, nn
 
 

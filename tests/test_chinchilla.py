@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from lmlab import chinchilla
-from lmlab.units import Q_
+from lmlab.presentation.units import Q_
 
 CHINCHILLA_C = Q_(6 * 70e9 * 1.4e12, "FLOP")  # the Chinchilla model: 70e9 parameters, 1.4e12 tokens
 

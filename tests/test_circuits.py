@@ -7,7 +7,7 @@ import lmlab
 import pytest
 import torch
 from lmlab import circuits as C
-from lmlab.layers import Head
+from lmlab.core.layers import Head
 
 
 def _low_rank_factors(m: int, k: int, n: int, rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

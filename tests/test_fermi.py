@@ -9,7 +9,7 @@ import pint
 import pytest
 import scipy.constants
 from lmlab import fermi
-from lmlab.units import Q_
+from lmlab.presentation.units import Q_
 
 H200 = fermi.Accelerator(  # the homework's figures
     "H200",

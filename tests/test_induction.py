@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from lmlab import heads
 from lmlab import induction as ind
 from lmlab import induction_eval as ev
-from lmlab.layers import causal_mask
-from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.report import markdown_table
-from lmlab.tasks import periodic_batches, periodic_sequences, repeated_sequences
+from lmlab.core.layers import causal_mask
+from lmlab.core.model import ModelConfig, TinyTransformer
+from lmlab.core.tasks import periodic_batches, periodic_sequences, repeated_sequences
+from lmlab.presentation.report import markdown_table
 
 CPU = torch.device("cpu")
 

@@ -9,9 +9,9 @@ import lmlab
 import pytest
 import torch
 from lmlab import lora, lowrank
-from lmlab.lora_init import INITS, init_factors, lora_scale
-from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.train import next_token_loss
+from lmlab.adapting.lora_init import INITS, init_factors, lora_scale
+from lmlab.core.model import ModelConfig, TinyTransformer
+from lmlab.core.train import next_token_loss
 from torch import nn
 
 TARGETS = ["W_Q", "W_K", "W_V", "W_O", "W_in", "W_out"]

@@ -14,7 +14,7 @@ import lmlab
 import pytest
 import torch
 from lmlab import lora
-from lmlab.lora_init import lora_scale
+from lmlab.adapting.lora_init import lora_scale
 from torch import nn
 
 peft = pytest.importorskip("peft")

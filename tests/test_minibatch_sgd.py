@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import lmlab
-import lmlab.minibatch_sgd as ms
+import lmlab.scaling.minibatch_sgd as ms
 import numpy as np
 import pytest
 import torch

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lmlab.layers import Head, causal_mask
-from lmlab.model import Cache, KVCache, ModelConfig, TinyTransformer, sinusoidal_positions
+from lmlab.core.layers import Head, causal_mask
+from lmlab.core.model import Cache, KVCache, ModelConfig, TinyTransformer, sinusoidal_positions
 
 ATOL = 1e-5
 

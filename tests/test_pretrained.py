@@ -15,10 +15,10 @@ import lmlab
 import pytest
 import torch
 from lmlab import pretrained
-from lmlab.arithmetic import ArithmeticTask, CharTokenizer
-from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import BigramLanguage, RepeatedSequences
-from lmlab.vision import VGGConfig
+from lmlab.adapting.arithmetic import ArithmeticTask, CharTokenizer
+from lmlab.compressing.vision import VGGConfig
+from lmlab.core.model import ModelConfig, TinyTransformer
+from lmlab.core.tasks import BigramLanguage, RepeatedSequences
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 from lmlab import meta_prompt as mp
 from lmlab import pretrained
 from lmlab import prompting as pr
-from lmlab.arithmetic import arithmetic_tokenizer, make_problem
-from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.prompt_data import HINT, StyledArithmetic
+from lmlab.adapting.arithmetic import arithmetic_tokenizer, make_problem
+from lmlab.adapting.prompt_data import HINT, StyledArithmetic
+from lmlab.core.model import ModelConfig, TinyTransformer
 
 TOL = 1e-5
 

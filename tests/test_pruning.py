@@ -10,7 +10,7 @@ import lmlab
 import pytest
 import torch
 from lmlab import pruning
-from lmlab.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
+from lmlab.compressing.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 from lmlab import quantization as qz
-from lmlab.integer_inference import IntegerVGG, fixed_point_multiplier, fold_bn, rescale
-from lmlab.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
+from lmlab.compressing.integer_inference import IntegerVGG, fixed_point_multiplier, fold_bn, rescale
+from lmlab.compressing.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
 from torch import nn
 from torch.nn.utils import parametrize
 

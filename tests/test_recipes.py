@@ -10,7 +10,7 @@ import math
 
 import pytest
 from lmlab import heads, pretrained
-from lmlab.induction_eval import evaluate_induction
+from lmlab.inside.induction_eval import evaluate_induction
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_arithmetic_cot_answers_held_out_questions() -> None:
 
 
 def test_digits_vgg_classifies_held_out_digits() -> None:
-    from lmlab.vision import accuracy
+    from lmlab.compressing.vision import accuracy
 
     model = pretrained.load("digits-vgg", device="cpu")
     digits = pretrained.task("digits-vgg")
@@ -55,7 +55,7 @@ def test_digits_vgg_classifies_held_out_digits() -> None:
 
 def test_arithmetic_styles_needs_a_prompt() -> None:
     from lmlab import prompting
-    from lmlab.prompt_data import HINT
+    from lmlab.adapting.prompt_data import HINT
 
     model = pretrained.load("arithmetic-styles", device="cpu")
     task = pretrained.task("arithmetic-styles")

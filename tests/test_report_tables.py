@@ -5,7 +5,7 @@ from __future__ import annotations
 import pint
 import pytest
 from lmlab import report
-from lmlab.units import Q_
+from lmlab.presentation.units import Q_
 
 # ---------------------------------------------------------------------------------------------------------------
 # Presentation helpers

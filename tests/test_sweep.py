@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from lmlab import sweep as sw
-from lmlab.regression import LinearModel, MLPModel, RegressionTask
+from lmlab.scaling.regression import LinearModel, MLPModel, RegressionTask
 
 CPU = torch.device("cpu")
 

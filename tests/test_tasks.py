@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from lmlab import arithmetic, tasks
-from lmlab.arithmetic import ArithmeticTask, CharTokenizer, make_problem, parse_answer
-from lmlab.modular import ModularAddition
-from lmlab.tasks import BigramLanguage, repeated_sequences
+from lmlab.adapting.arithmetic import ArithmeticTask, CharTokenizer, make_problem, parse_answer
+from lmlab.adapting.modular import ModularAddition
+from lmlab.core.tasks import BigramLanguage, repeated_sequences
 from scipy import stats
 
 

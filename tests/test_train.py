@@ -8,9 +8,9 @@ import lmlab
 import pytest
 import torch
 import torch.nn.functional as F
-from lmlab.model import ModelConfig, TinyTransformer
-from lmlab.tasks import BigramLanguage
-from lmlab.train import History, masked_cross_entropy, next_token_loss, train
+from lmlab.core.model import ModelConfig, TinyTransformer
+from lmlab.core.tasks import BigramLanguage
+from lmlab.core.train import History, masked_cross_entropy, next_token_loss, train
 from torch import nn
 
 

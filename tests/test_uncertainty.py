@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from lmlab import uncertainty as unc
-from lmlab.units import Q_
+from lmlab.presentation.units import Q_
 
 N_SAMPLES = 200_000
 QS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])

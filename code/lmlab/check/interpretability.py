@@ -28,9 +28,9 @@ import torch
 from torch import Tensor
 
 from lmlab import lab_induction as lab
-from lmlab._runtime import generator
 from lmlab.check._core import Case, describe, difference, run_check
-from lmlab.induction import single_head
+from lmlab.core.runtime import generator
+from lmlab.inside.induction import single_head
 
 __all__ = ["attention_head", "copying_head", "embed", "induction_logits", "previous_token_head"]
 

@@ -28,9 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from lmlab import lab_pruning as lab
-from lmlab._runtime import generator
 from lmlab.check._core import Case, describe, difference, run_check
-from lmlab.vision import VGG, VGGConfig
+from lmlab.compressing.vision import VGG, VGGConfig
+from lmlab.core.runtime import generator
 
 __all__ = [
     "apply_channel_sorting",

@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab import lab_quantization as lab
-from lmlab._runtime import generator
 from lmlab.check._core import Case, describe, difference, run_check
+from lmlab.core.runtime import generator
 
 __all__ = [
     "fuse_conv_bn",

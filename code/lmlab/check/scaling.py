@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from lmlab import minibatch_sgd as ms
-from lmlab._runtime import generator
 from lmlab.check._core import Case, run_check
+from lmlab.core.runtime import generator
 
 __all__ = ["sgd_steps"]
 
