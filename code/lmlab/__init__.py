@@ -53,9 +53,23 @@ CONTRIBUTING.md says which part a new module belongs to.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Collection
 from types import ModuleType
 
-from lmlab.core.runtime import device, draw_seed, generator, seed_everything, seed_offset
+
+def _lazy_modules(package: str, names: Collection[str]) -> Callable[[str], ModuleType]:
+    """The ``__getattr__`` of ``package`` that imports its modules ``names`` on first use."""
+
+    def __getattr__(name: str) -> ModuleType:
+        if name in names:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+# The parts' __init__ use _lazy_modules, so it is defined before the first import of a part.
+from lmlab.core.runtime import device, draw_seed, generator, seed_everything, seed_offset  # noqa: E402
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it
 

@@ -7,17 +7,9 @@ Modules: ``arithmetic``, ``lora``, ``lora_init``, ``lowrank``, ``meta_prompt``, 
 each under its short name (``lmlab.arithmetic``).
 """
 
-from __future__ import annotations
-
-import importlib
-from types import ModuleType
+from lmlab import _lazy_modules
 
 _MODULES = ("arithmetic", "lora", "lora_init", "lowrank", "meta_prompt", "modular", "prompt_data", "prompting")
 
 __all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_modules(__name__, _MODULES)

@@ -6,17 +6,9 @@ Each is imported on first use (``lmlab.compressing.integer_inference``), and the
 under its short name (``lmlab.integer_inference``).
 """
 
-from __future__ import annotations
-
-import importlib
-from types import ModuleType
+from lmlab import _lazy_modules
 
 _MODULES = ("integer_inference", "lab_pruning", "lab_quantization", "pruning", "quantization", "vision")
 
 __all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_modules(__name__, _MODULES)

@@ -7,17 +7,9 @@ imported on first use (``lmlab.inside.attribution``), and the top-level package 
 (``lmlab.attribution``).
 """
 
-from __future__ import annotations
-
-import importlib
-from types import ModuleType
+from lmlab import _lazy_modules
 
 _MODULES = ("attribution", "circuits", "heads", "induction", "induction_eval", "lab_induction")
 
 __all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_modules(__name__, _MODULES)

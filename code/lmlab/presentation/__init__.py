@@ -5,17 +5,9 @@ Modules: ``plotting``, ``report``, ``units``. Each is imported on first use (``l
 the top-level package re-exports each under its short name (``lmlab.plotting``).
 """
 
-from __future__ import annotations
-
-import importlib
-from types import ModuleType
+from lmlab import _lazy_modules
 
 _MODULES = ("plotting", "report", "units")
 
 __all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_modules(__name__, _MODULES)
