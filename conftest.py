@@ -1,8 +1,9 @@
 """Root pytest configuration: run the book's chapters (MyST Markdown notebooks) with nbval.
 
 nbval collects only ``.ipynb`` files and reads them with ``nbformat.read``. The chapters' source of truth is
-``book/<name>.md``; this file hands each chapter listed in ``_toc.yml`` to nbval's ``IPyNbFile`` after reading it
-through jupytext, so a chapter is executed once, one pytest item per code cell. The paired ``book/*.ipynb`` files
+``book/<name>.md``; this file hands each chapter listed in ``_toc.yml`` (read by ``tools/book.py``, the one loader)
+to nbval's ``IPyNbFile`` after reading it through jupytext, so a chapter is executed once, one pytest item per code
+cell. The paired ``book/*.ipynb`` files
 (kept for Colab) are never collected.
 
 With ``--lmlab-executed DIR`` each chapter whose cells all passed is also written, with the outputs nbval
@@ -17,30 +18,21 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
+import sys
 from typing import Any
 
 import jupytext
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent
-BOOK = ROOT / "book"
+if str(ROOT) not in sys.path:  # loaded by path (benchmarks/chapters.py): tools/ must still be importable
+    sys.path.insert(0, str(ROOT))
+
+from tools.book import BOOK, is_notebook, toc_files  # noqa: E402 - the one reader of _toc.yml
+
 NETGUARD = ROOT / "tests" / "netguard"
 
 collect_ignore_glob = ["book/*.ipynb", "_build/*", ".venv/*", "benchmarks/*"]
-
-
-def toc_files() -> list[pathlib.Path]:
-    """The pages listed in ``_toc.yml`` (the root included), as paths to their ``.md`` files."""
-    text = (ROOT / "_toc.yml").read_text()
-    names = re.findall(r"^\s*root:\s*(\S+)", text, re.M) + re.findall(r"file:\s*(\S+)", text)
-    return [ROOT / (pathlib.PurePosixPath(n).with_suffix("").as_posix() + ".md") for n in names]
-
-
-def is_notebook(md: pathlib.Path) -> bool:
-    """A page is an executable chapter when its front matter declares a kernelspec."""
-    head = md.read_text(encoding="utf8")[:3000]
-    return head.startswith("---") and "kernelspec:" in head.split("---", 2)[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

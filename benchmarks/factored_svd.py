@@ -2,8 +2,8 @@
 
 The full route forms the d_model x d_model product and calls torch.linalg.svd on it (O(d_model^3)); the
 factored route (lmlab.circuits.factored_svd) uses thin QR factorisations of the two factors and an
-r x r SVD (O(d_model d_head^2)). Prints the time of each, their ratio, and a check that they agree
-(singular values, and the read/write subspaces compared through their projectors).
+r x r SVD (O(d_model d_head^2)). Prints the time of each (the best of --repeats runs), their ratio, and a check
+that they agree (singular values, and the read/write subspaces compared through their projectors).
 
     .venv/bin/python benchmarks/factored_svd.py [--d-model 4096] [--d-head 64] [--device cpu|cuda] [--repeats 3]
 """
@@ -11,24 +11,17 @@ r x r SVD (O(d_model d_head^2)). Prints the time of each, their ratio, and a che
 from __future__ import annotations
 
 import argparse
-import time
 
 import lmlab
 import torch
 from lmlab import circuits as C
+from lmlab import timing
 
 
 def _timed(fn, dev: torch.device, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    out = fn()  # warm-up (and the result to check)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2], out
+    """The best of ``repeats`` timed calls (lmlab.timing.best_time, synchronised on a GPU) and fn's result."""
+    out = fn()  # the result to check (and the warm-up)
+    return timing.best_time(fn, repeats=repeats, device=dev, warmup=0), out
 
 
 def main() -> None:

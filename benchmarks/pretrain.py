@@ -25,7 +25,7 @@ import time
 
 import lmlab
 import torch
-from lmlab import heads, pretrained
+from lmlab import heads, pretrained, prompting
 from lmlab.inside.induction_eval import evaluate_induction
 
 
@@ -77,8 +77,8 @@ def main() -> None:
                 ok = acc >= 0.98
             else:
                 arith = pretrained.task(name)
-                acc = pretrained.evaluate_arithmetic(model, arith.heldout, arith.tokenizer)
-                acc_train = pretrained.evaluate_arithmetic(model, arith.train[:500], arith.tokenizer)
+                acc = prompting.accuracy(model, None, arith.heldout, arith.tokenizer, bos=True)
+                acc_train = prompting.accuracy(model, None, arith.train[:500], arith.tokenizer, bos=True)
                 quality = (
                     f"held-out exact answers {acc:.1%} of {len(arith.heldout)} (target >= 98%); "
                     f"training questions {acc_train:.1%}"

@@ -40,7 +40,7 @@ def measure(name):
                 "prev_in_l0": any(l == 0 for l, _ in det.previous_token_heads),
                 "induction_in_l1": bool(det.induction_heads) and all(l == 1 for l, _ in det.induction_heads)}
     if name == "arithmetic-cot":
-        return {"acc": pretrained.evaluate_arithmetic(model, task.heldout, task.tokenizer)}
+        return {"acc": prompting.accuracy(model, None, task.heldout, task.tokenizer, bos=True)}
     if name == "digits-vgg":
         return {"acc": accuracy(model, task.x_test, task.y_test)}
     if name == "arithmetic-styles":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import pathlib
 import re
 
@@ -11,16 +11,12 @@ import pytest
 import yaml
 from myst_nb.core.read import read_myst_markdown_notebook
 
+from tools.book import chapters as toc_chapters
+from tools.book import toc_files
 from tools.colab.convert import md_parser
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-
-# The root conftest.py knows how to read _toc.yml; load it by path (tests/conftest.py is another module).
-_spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "conftest.py")
-_book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_book)  # type: ignore[union-attr]
-is_notebook, toc_files = _book.is_notebook, _book.toc_files
 
 
 def pages() -> set[pathlib.Path]:
@@ -29,7 +25,7 @@ def pages() -> set[pathlib.Path]:
 
 
 def chapters() -> list[pathlib.Path]:
-    return sorted(p for p in toc_files() if is_notebook(p))
+    return sorted(toc_chapters())
 
 
 def repository_url() -> str:
@@ -296,3 +292,116 @@ def test_no_typed_numbers_in_prose(md: pathlib.Path) -> None:
 
     found = typed_numbers(md.read_text(encoding="utf8"), load_allowed(md.stem))
     assert not found, f"{len(found)} number(s) typed in the prose of {md.name}:\n" + "\n".join(found[:40])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One presentation path: tables, percentages, spreads over seeds, verdicts and axis ticks come from
+# lmlab.presentation.report / lmlab.presentation.plotting, never from a chapter-local copy.
+
+# A chapter may not define a function under one of these names: the package has it (report.percent, report.spread,
+# report.value_range, report.verdict, report.separated, report.say, report.Table(...).markdown(), report.fmt*,
+# plotting.log_ticks / integer_ticks).
+PRESENTATION_HELPER = re.compile(
+    r"(md|markdown|html)_table|pct|percent(age)?|points|spread|\w+_spread|span|value_range|verdict|separated|say"
+    r"|fmt\w*|\w*_ticks"
+)
+PERCENT_CALLS = ("Text", "glue", "glue_all")  # where a percentage typed with an f-string reaches the prose
+
+
+def _code(source: str) -> str:
+    """A code cell's Python: IPython magics and shell lines blanked (line numbers kept)."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _typed_percentage(f: ast.JoinedStr) -> bool:
+    """An f-string that formats a percentage itself: a ``:.1%`` spec, a ``100 *`` product, or a literal ``%`` or
+    ``point`` after a value."""
+    for part in f.values:
+        if isinstance(part, ast.FormattedValue):
+            spec = part.format_spec
+            if isinstance(spec, ast.JoinedStr) and any(
+                isinstance(s, ast.Constant) and str(s.value).endswith("%") for s in spec.values
+            ):
+                return True
+            for node in ast.walk(part.value):
+                if (
+                    isinstance(node, ast.BinOp)
+                    and isinstance(node.op, ast.Mult)
+                    and any(isinstance(x, ast.Constant) and x.value == 100 for x in (node.left, node.right))
+                ):
+                    return True
+    after_value = False
+    for part in f.values:
+        if isinstance(part, ast.FormattedValue):
+            after_value = True
+        elif after_value and re.match(r"\s*(%|points?\b)", str(part.value)):
+            return True
+    return False
+
+
+def presentation_copies(text: str) -> list[str]:
+    """The chapter-local copies of the package's presentation helpers in a chapter's MyST source: functions named
+    like one (``PRESENTATION_HELPER``), and percentages typed with an f-string inside ``Text(...)``, ``glue`` or
+    ``glue_all`` (use ``report.percent`` / ``report.points`` / ``report.spread``)."""
+    found = []
+    nb = read_myst_markdown_notebook(text)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    for n, cell in enumerate(code_cells, start=1):
+        try:
+            tree = ast.parse(_code(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and PRESENTATION_HELPER.fullmatch(node.name):
+                found.append(f"code cell {n}: defines {node.name}(), a copy of a presentation helper of lmlab")
+            if isinstance(node, ast.Call):
+                name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                if name not in PERCENT_CALLS:
+                    continue
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.JoinedStr) and _typed_percentage(inner):
+                        line = cell.source.splitlines()[inner.lineno - 1].strip()
+                        found.append(f"code cell {n}: a percentage typed in an f-string: {line[:60]}")
+    return list(dict.fromkeys(found))  # an f-string inside Text(...) inside glue_all(...) once
+
+
+@pytest.mark.parametrize(
+    "code, problem",
+    [
+        ("def md_table(headers, rows):\n    return rows", "defines md_table()"),
+        ("def spread(v):\n    return f'{v.mean()}'", "defines spread()"),
+        ("def glue_spread(p, w):\n    pass", "defines glue_spread()"),
+        ("def pct(x):\n    return x", "defines pct()"),
+        ("def verdict(a, b):\n    return 0", "defines verdict()"),
+        ("def fmt_loss(x):\n    return x", "defines fmt_loss()"),
+        ("def log_ticks(ax, axis='x'):\n    pass", "defines log_ticks()"),
+        ("if True:\n    def span(v):\n        return v", "defines span()"),
+        ("x = Text(f'{100 * acc:.1f}%')", "a percentage typed in an f-string"),
+        ("x = Text(f'{acc:.0%}')", "a percentage typed in an f-string"),
+        ("glue_all('c', {'a': Text(f'{s:.1%} to {t:.1%}')})", "a percentage typed in an f-string"),
+        ("glue('c_a', Text(f'{gap:.0f} points'))", "a percentage typed in an f-string"),
+        ("glue_all('c', {'m': Text(f'{m:.1f} %')})", "a percentage typed in an f-string"),
+    ],
+)
+def test_presentation_check_catches_a_copy(code: str, problem: str) -> None:
+    text = GOOD.replace("x = 1  # a short line", code)
+    found = presentation_copies(text)
+    assert any(problem in p for p in found), found
+
+
+def test_presentation_check_passes_the_package_calls() -> None:
+    code = (
+        "%matplotlib inline\n"
+        "def copy_of(model):\n    return model\n"
+        "glue_all('c', {'acc': percent(acc), 'gap': points(gap), 'runs': spread(accs, percent_digits=1)})\n"
+        "print(f'accuracy {acc:.1%}')  # printed output, not glued prose\n"
+        "glue_all('c', {'name': Text(f'layer {l} head {h}')})"
+    )
+    assert presentation_copies(GOOD.replace("x = 1  # a short line", code)) == []
+
+
+@pytest.mark.parametrize("md", chapters(), ids=lambda p: p.stem)
+def test_no_chapter_local_presentation_helpers(md: pathlib.Path) -> None:
+    """Tables, percentages, spreads, verdicts and ticks go through lmlab.presentation (one copy, tested there)."""
+    found = presentation_copies(md.read_text(encoding="utf8"))
+    assert not found, f"{md.name}: use lmlab.presentation.report / plotting instead:\n" + "\n".join(found[:40])

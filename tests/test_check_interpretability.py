@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from lmlab import lab_induction as lab
 from lmlab.check import CheckFailed
 from lmlab.check import interpretability as check
+from lmlab.inside.circuits import circuit_attention
 from lmlab.inside.induction import single_head
 
 EVERY = [seq for n in range(1, lab.N_CTX + 1) for seq in itertools.product(range(lab.N_VOCAB), repeat=n)]
@@ -229,6 +230,9 @@ def test_attention_head_agrees_with_single_head_and_sdpa() -> None:
         torch.testing.assert_close(out, sdpa.T)
         S = (x @ W_QK @ x.T).masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
         torch.testing.assert_close(A, torch.softmax(S, dim=-1))
+        # the lab's head IS the package's one attention, with the lab's scale 1: bit for bit
+        out_c, A_c = circuit_attention(X, W_QK, W_OV, scale=1.0)
+        assert torch.equal(out, out_c) and torch.equal(A, A_c)
         if d_out == d:  # single_head: scores (W_Q x_i)^T (W_K x_j) with W_Q = W_QK^T, W_K = I; W_O W_V = W_OV
             eye = torch.eye(d, dtype=torch.float64)
             ref, A_ref = single_head(X, W_QK.T, eye, W_OV, eye, scale=1.0, return_pattern=True)

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lmlab.check import CheckFailed
+from lmlab.check import _quantization_cases as cases
 from lmlab.check import quantization as check_q
 from lmlab.compressing.integer_inference import fold_bn
 from lmlab.compressing.quantization import kmeans_1d, linear_qparams
@@ -199,9 +200,9 @@ def test_linear_quantization_reproduces_the_labs_own_tests() -> None:
         [[-1, 1, -1, -1, 0], [1, 1, 1, -2, 0], [-1, 0, 0, 1, -1], [-1, -1, 1, 1, -1], [1, -2, 1, -2, 0]],
         dtype=torch.int8,
     )
-    assert torch.equal(lab.linear_quantize(check_q.LAB_TENSOR, 2, 1 / 3, -1), want)
-    assert lab.get_quantization_scale_and_zero_point(check_q.LAB_TENSOR, 2) == pytest.approx((1 / 3, -1))
-    fc = check_q._lab_fc()
+    assert torch.equal(lab.linear_quantize(cases.LAB_TENSOR, 2, 1 / 3, -1), want)
+    assert lab.get_quantization_scale_and_zero_point(cases.LAB_TENSOR, 2) == pytest.approx((1 / 3, -1))
+    fc = cases._lab_fc()
     assert fc["q_b"].tolist() == [3, -2, 3, 1, 3, 2, -2, -2]
     shifted = lab.shift_quantized_linear_bias(fc["q_b"], fc["q_w"], fc["z_x"])
     assert shifted.tolist() == [-1, 0, -3, -1, -3, 0, 2, -4]
@@ -223,7 +224,7 @@ def test_linear_quantize_agrees_with_torch_quantize_per_tensor_and_channel() -> 
         ours = lab.linear_quantize(x, 8, scale, zero)
         theirs = torch.quantize_per_tensor(x, scale, zero, torch.qint8).int_repr()
         off = ours.long() - theirs.long()
-        assert bool((off.abs() <= 1).all()) and bool(check_q._near_half(x.double() / scale)[off != 0].all())
+        assert bool((off.abs() <= 1).all()) and bool(cases._near_half(x.double() / scale)[off != 0].all())
         assert ours.dtype == torch.int8
     w = torch.randn(6, 4, 3, 3, generator=lmlab.generator(2)) * torch.logspace(-2, 1, 6).view(-1, 1, 1, 1)
     q, s, z = lab.linear_quantize_weight_per_channel(w, 8)
@@ -299,7 +300,7 @@ def test_quantized_layers_match_a_float_reference_within_one_code() -> None:
 
 
 def test_fuse_conv_bn_agrees_with_torch_fusion() -> None:
-    conv, bn = check_q._conv(4, 3, 5, 3, padding=1, stride=2), check_q._bn(5, 5, eps=1e-3)
+    conv, bn = cases._conv(4, 3, 5, 3, padding=1, stride=2), cases._bn(5, 5, eps=1e-3)
     fused = lab.fuse_conv_bn(conv, bn)
     theirs = torch.nn.utils.fusion.fuse_conv_bn_eval(copy.deepcopy(conv).eval(), copy.deepcopy(bn).eval())
     assert torch.allclose(fused.weight, theirs.weight, atol=1e-6) and torch.allclose(fused.bias, theirs.bias, atol=1e-6)
@@ -309,7 +310,7 @@ def test_fuse_conv_bn_agrees_with_torch_fusion() -> None:
     assert conv.bias is None and fused.stride == (2, 2)  # conv itself is untouched
     assert torch.equal(fold_bn(conv, bn)[0], fused.weight.detach())
     with pytest.raises(ValueError, match="channels"):
-        lab.fuse_conv_bn(conv, check_q._bn(7, 4))
+        lab.fuse_conv_bn(conv, cases._bn(7, 4))
 
 
 def test_k_means_quantize_is_a_lloyd_fixed_point_with_2_to_the_bits_values() -> None:
@@ -523,3 +524,19 @@ def test_k_means_check_rejects_mistakes() -> None:
     text = rejects(check_q.k_means_quantize, clusters(lambda b: 2**b, in_place=False), "the lab's own test tensor")
     assert "in place" in text
     rejects(check_q.k_means_quantize, uniform_grid, "the lab's own test tensor")
+
+
+def test_the_lab_split_keeps_one_name_per_function() -> None:
+    from lmlab.check import kmeans as check_kmeans
+    from lmlab.compressing import lab_kmeans
+
+    assert check_q.__all__ == list(lab.LAB_FUNCTIONS)
+    assert all(callable(getattr(lab, name)) and callable(getattr(check_q, name)) for name in lab.LAB_FUNCTIONS)
+    assert lab.k_means_quantize is lab_kmeans.k_means_quantize and lab.Codebook is lab_kmeans.Codebook
+    assert check_q.k_means_quantize is check_kmeans.k_means_quantize
+    with pytest.raises(TypeError, match="fp32_tensor must be a floating-point tensor"):
+        lab.k_means_quantize(torch.arange(6), 2)
+    with pytest.raises(ValueError, match="fp32_tensor is empty"):
+        lab.k_means_quantize(torch.zeros(0), 2)
+    with pytest.raises(ValueError, match=r"bitwidth must be an int in \[1, 16\]"):
+        lab.k_means_quantize(torch.randn(6), 17)

@@ -80,6 +80,33 @@ def test_attention_scores_are_the_bilinear_form_of_W_QK() -> None:
     assert torch.linalg.matrix_rank(head.W_OV) == 4  # rank d_head
 
 
+def test_circuit_attention_is_scores_pattern_average_and_W_OV_batched_or_not() -> None:
+    """circuit_attention = attention_pattern(attention_scores(W_QK, X)) then W_OV X A^T; a batch is its columns."""
+    g = lmlab.generator(3)
+    d, n, d_out, batch = 6, 5, 4, 3
+    X = torch.randn(batch, d, n, generator=g, dtype=torch.float64)
+    W_QK = torch.randn(d, d, generator=g, dtype=torch.float64)
+    W_OV = torch.randn(d_out, d, generator=g, dtype=torch.float64)
+    for causal in (True, False):
+        out, A = C.circuit_attention(X, W_QK, W_OV, scale=0.7, causal=causal)
+        assert out.shape == (batch, d_out, n) and A.shape == (batch, n, n)
+        for b in range(batch):
+            A_b = C.attention_pattern(C.attention_scores(W_QK, X[b], scale=0.7), causal=causal)
+            one = C.circuit_attention(X[b], W_QK, W_OV, scale=0.7, causal=causal)
+            assert torch.equal(one[1], A_b) and torch.equal(one[0], W_OV @ C.attention_weighted_average(X[b], A_b))
+            torch.testing.assert_close(out[b], one[0], rtol=1e-13, atol=1e-13)
+            torch.testing.assert_close(A[b], A_b, rtol=1e-13, atol=1e-13)
+        assert causal == bool((A.triu(1) == 0).all())
+    with pytest.raises(ValueError, match=r"W_QK \(d, d\).*got W_QK \(5, 5\)"):
+        C.circuit_attention(X, W_QK[:5, :5], W_OV)
+    with pytest.raises(ValueError, match=r"W_OV \(4, 5\)"):
+        C.circuit_attention(X, W_QK, W_OV[:, :5])
+    with pytest.raises(ValueError, match="W_QK .* must have the same dtype and device as X"):
+        C.circuit_attention(X, W_QK.float(), W_OV)
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        C.circuit_attention(X, W_QK, W_OV, scale=0.0)
+
+
 def test_concat_equals_additive_and_split_inverts_stack() -> None:
     g = lmlab.generator(1)
     H, d_model, d_head, n = 4, 32, 8, 11

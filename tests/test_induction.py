@@ -3,7 +3,9 @@ model's own, the hand-built induction model, the detectors and the induction los
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import lmlab
 import pytest
@@ -12,9 +14,10 @@ import torch.nn.functional as F
 from lmlab import heads
 from lmlab import induction as ind
 from lmlab import induction_eval as ev
-from lmlab.core.layers import causal_mask
+from lmlab.core.layers import Head, causal_mask, default_scale
 from lmlab.core.model import ModelConfig, TinyTransformer
 from lmlab.core.tasks import periodic_batches, periodic_sequences, repeated_sequences
+from lmlab.inside.circuits import circuit_attention
 from lmlab.presentation.report import markdown_table
 
 CPU = torch.device("cpu")
@@ -74,6 +77,72 @@ def test_single_head_equals_the_models_head() -> None:
     torch.testing.assert_close(A, cache.attn[0][:, 1], rtol=0, atol=1e-12)
 
 
+def test_single_head_equals_layers_head_and_the_models_head_on_random_weights() -> None:
+    """One attention: single_head (book layout, through W_QK and W_OV) = layers.Head (row-per-token, the model's
+    code) = the model's cached head output, on random float64 weights, with the default and an explicit scale."""
+    for seed, (d_model, d_head, n, scale) in enumerate([(8, 3, 6, None), (12, 5, 9, 0.3), (6, 6, 1, None)]):
+        W_Q, W_K, W_V, W_O = _random_head(d_model, d_head, 10 + seed)
+        X = torch.randn(3, d_model, n, generator=lmlab.generator(20 + seed), dtype=torch.float64)
+        out, A = ind.single_head(X, W_Q, W_K, W_V, W_O, scale=scale, return_pattern=True)
+        head = Head(W_Q, W_K, W_V, W_O, scale=scale)
+        out_head, A_head = head(X.transpose(1, 2))
+        torch.testing.assert_close(out.transpose(1, 2), out_head, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(A, A_head, rtol=1e-12, atol=1e-12)
+        # it IS the circuits' attention: scores from W_QK, output through W_OV, exactly
+        out_c, A_c = circuit_attention(X, head.W_QK, head.W_OV, scale=head.score_scale)
+        assert torch.equal(out, out_c) and torch.equal(A, A_c)
+        # unbatched X gives the same columns
+        torch.testing.assert_close(ind.single_head(X[1], W_Q, W_K, W_V, W_O, scale=scale), out[1], rtol=0, atol=1e-14)
+        cfg = ModelConfig(n_vocab=4, n_ctx=n, d_model=d_model, n_layers=1, n_heads=2, d_head=d_head, attn_scale=scale)
+        model = TinyTransformer(cfg).double()
+        model.set_head(0, 0, W_Q=W_Q, W_K=W_K, W_V=W_V, W_O=W_O)
+        _, cache = model.forward_embeds(X.transpose(1, 2), return_cache=True)
+        torch.testing.assert_close(out.transpose(1, 2), cache.head_out[0][:, 0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(A, cache.attn[0][:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_one_default_scale_everywhere() -> None:
+    """1/sqrt(d_head) is written once (layers.default_scale); Head, ModelConfig, single_head and
+    as_multihead_attention all use it, and a scale must be > 0 wherever one is given."""
+    d_model, d_head, n = 10, 4, 6
+    W = _random_head(d_model, d_head, 30)
+    X = torch.randn(d_model, n, generator=lmlab.generator(31), dtype=torch.float64)
+    s = default_scale(d_head)
+    assert s == 1 / math.sqrt(d_head) == 0.5
+    assert Head(*W).score_scale == s
+    assert ModelConfig(n_vocab=4, n_ctx=n, d_model=d_model, n_heads=2, d_head=d_head).scale == s
+    assert TinyTransformer(ModelConfig(n_vocab=4, n_ctx=n, d_model=d_model, d_head=d_head)).head(0, 0).score_scale == s
+    assert torch.equal(ind.single_head(X, *W), ind.single_head(X, *W, scale=s))
+    x = X.T[None]
+    with torch.no_grad():
+        ref = ind.as_multihead_attention(*W, scale=s)(x, x, x, attn_mask=~causal_mask(n))[0]
+        assert torch.equal(ind.as_multihead_attention(*W)(x, x, x, attn_mask=~causal_mask(n))[0], ref)
+    assert default_scale(d_head, 0.3) == 0.3 and Head(*W, scale=0.3).score_scale == 0.3
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            ind.single_head(X, *W, scale=bad)
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            Head(*W, scale=bad)
+        with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+            ind.as_multihead_attention(*W, scale=bad)
+    with pytest.raises(ValueError, match="d_head"):
+        default_scale(0)
+
+
+def test_the_default_scale_is_written_once_in_the_package() -> None:
+    """No other module computes 1/sqrt(d_head) (or d_head ** -0.5) itself: only layers.default_scale does."""
+    root = Path(lmlab.__file__).parent
+    hits = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            is_sqrt = isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("sqrt", "rsqrt")
+            is_pow = isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow)
+            if (is_sqrt or is_pow) and "d_head" in ast.get_source_segment(source, node):
+                hits.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert len(hits) == 1 and hits[0].startswith("core/layers.py:"), hits
+
+
 def test_single_head_bad_shapes() -> None:
     W_Q, W_K, W_V, W_O = _random_head(8, 3, 4)
     with pytest.raises(ValueError, match="W_O"):
@@ -82,6 +151,13 @@ def test_single_head_bad_shapes() -> None:
         ind.single_head(torch.randn(8, 5, dtype=torch.float64), W_Q, W_K[:, :4], W_V, W_O)
     with pytest.raises(ValueError, match="d_head"):
         ind.as_multihead_attention(*_random_head(3, 5, 0))
+    X = torch.randn(8, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"W_Q must be \(d_head, d_model\) = \(3, 9\)"):  # X's d_model wins
+        ind.single_head(torch.randn(9, 5, dtype=torch.float64), W_Q, W_K, W_V, W_O)
+    with pytest.raises(TypeError, match="W_V .* must have the dtype and device of W_Q"):
+        ind.single_head(X, W_Q, W_K, W_V.float(), W_O)
+    with pytest.raises(TypeError, match="X must be a floating-point tensor"):
+        ind.single_head(X.long(), W_Q, W_K, W_V, W_O)
 
 
 # ---------------------------------------------------------------------------------------------- hand-built model

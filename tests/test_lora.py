@@ -294,3 +294,35 @@ def test_eckart_young_floor_refuses_nan_and_a_matrix() -> None:
         lowrank.eckart_young_floor([3.0, 1.0], 1.0)
     with pytest.raises(ValueError, match="k must be an int >= 0"):
         lowrank.eckart_young_floor([3.0, 1.0], -1)
+
+
+@pytest.mark.parametrize("ratio", [None, 4.0])
+def test_finetune_is_train_with_adam_on_the_groups(ratio: float | None) -> None:
+    """lora.finetune is a thin caller of train.train: Adam on the groups, no clipping, constant rate."""
+    from lmlab.core.train import train
+
+    def adapted() -> TinyTransformer:
+        model = _model(3)
+        lora.add_lora(model, ["W_in", "W_Q"], 2, "xavier", generator=lmlab.generator(1))
+        return model
+
+    a, b = adapted(), adapted()
+    frozen = {k: v.clone() for k, v in a.state_dict().items() if "lora" not in k}
+    ga = None if ratio is None else lora.lora_param_groups(a, 0.01, ratio)
+    gb = None if ratio is None else lora.lora_param_groups(b, 0.01, ratio)
+    h1 = lora.finetune(a, _batch, steps=6, groups=ga, lr=0.01)
+    h2 = train(b, _batch, steps=6, lr=0.01, optimizer="adam", grad_clip=None, params=gb, mode="keep", progress=False)
+    assert list(h1) == list(h2)
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(v, w, rtol=0, atol=1e-12), k
+        if k in frozen:
+            assert torch.equal(v, frozen[k]), k  # only the adapters moved
+
+
+def test_finetune_refuses_bad_groups() -> None:
+    model = _model()
+    lora.add_lora(model, ["W_in"], 2)
+    with pytest.raises(TypeError, match="groups"):
+        lora.finetune(model, _batch, steps=1, groups={"params": lora.lora_parameters(model)})
+    with pytest.raises(ValueError, match="groups"):
+        lora.finetune(model, _batch, steps=1, groups=[{"lr": 0.1}])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import lmlab
+import lmlab.scaling.laws as laws
 import lmlab.scaling.minibatch_sgd as ms
 import numpy as np
 import pytest
 import torch
-from lmlab import sweep as sw
+from lmlab.core.optim import cosine_schedule
 
 
 def gd_closed_form(X: torch.Tensor, Y: torch.Tensor, W0: torch.Tensor, lr: float, steps: int) -> torch.Tensor:
@@ -107,7 +108,7 @@ def reference_mlp(data: ms.Dataset, B: int, lr: float, seed: int, steps: int, op
         sched = None
     else:
         opt = torch.optim.AdamW(params, lr=lr, betas=(0.5, 0.5), weight_decay=0.01, eps=1e-8)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: ms.schedule(t, steps, 3))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: cosine_schedule(t, steps, 3))
 
     def f(x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x @ params[0] + params[1]) @ params[2] + params[3]
@@ -147,13 +148,6 @@ def test_mlp_sweep_marks_overflowing_runs_diverged() -> None:
     assert np.isnan(grid.mse[0, 1]).all() and np.isfinite(grid.mse[0, 0]).all()
 
 
-def test_schedule_warms_up_then_decays_to_zero() -> None:
-    f = [ms.schedule(t, 100, 10) for t in range(100)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 1e-3
-    assert ms.schedule(55, 100, 10) == pytest.approx(0.5)
-
-
 def test_lr_grid_is_geometric_from_the_start() -> None:
     g = ms.lr_grid(1e-3, 1.0)
     assert g[0] == 1e-3 and np.allclose(g[1:] / g[:-1], 1.25) and g[-1] <= 1.0 < g[-1] * 1.25
@@ -166,7 +160,7 @@ def test_recursion_reduces_to_the_chapter_contraction_and_predicts_the_runs() ->
     d, B = 6, 5
     lrs = np.array([0.1, 1.0, 3.0])
     one = ms.linear_recursion(lrs, B, 1, d, 0.0)
-    np.testing.assert_allclose(one, sw.sgd_linear_contraction(lrs / d, B, d) * (d + 1), rtol=1e-12)
+    np.testing.assert_allclose(one, laws.sgd_linear_contraction(lrs / d, B, d) * (d + 1), rtol=1e-12)
     np.testing.assert_allclose(
         ms.linear_recursion(lrs, B, 40, d, 2.0, 500), ms.linear_recursion(lrs, B, 40, d, 2.0, 500, np.ones(d))
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lmlab.core.layers import Head, causal_mask
+from lmlab.core.layers import MLP, Attention, Block, Head, causal_mask, check_head_shapes, default_scale
 from lmlab.core.model import Cache, KVCache, ModelConfig, TinyTransformer, sinusoidal_positions
 
 ATOL = 1e-5
@@ -109,6 +109,47 @@ def test_head_non_causal_and_unbatched() -> None:
     torch.testing.assert_close(out, ref @ WO.T)
     with pytest.raises(ValueError, match="W_O must be"):
         Head(*W, WO.T)
+
+
+def test_layers_check_their_arguments() -> None:
+    """The layers refuse bad sizes, scales and parts with errors that name the argument; scale None is the default."""
+    assert Attention(2, 8, 4, None, 0.02, 0.02).scale == default_scale(4) == 0.5
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        Attention(2, 8, 4, 0.0, 0.02, 0.02)
+    with pytest.raises(ValueError, match="n_heads"):
+        Attention(0, 8, 4, 0.5, 0.02, 0.02)
+    with pytest.raises(TypeError, match="init_std"):
+        Attention(2, 8, 4, 0.5, None, 0.02)
+    with pytest.raises(ValueError, match="act must be 'gelu' or 'relu'"):
+        MLP(8, 16, "tanh", 0.02, 0.02)
+    with pytest.raises(ValueError, match="d_mlp"):
+        MLP(8, 0, "gelu", 0.02, 0.02)
+    with pytest.raises(TypeError, match="attn must be an Attention layer"):
+        Block(None, None, 8, False)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="mlp must be an MLP layer or None"):
+        Block(Attention(2, 8, 4, 0.5, 0.02, 0.02), "mlp", 8, False)  # type: ignore[arg-type]
+
+
+def test_head_shapes_are_checked_in_one_place() -> None:
+    """check_head_shapes returns d_head and names the weight at fault; Head uses it."""
+    g = lmlab.generator(1)
+    W = [torch.randn(4, 8, generator=g, dtype=torch.float64) for _ in range(3)]
+    WO = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    assert check_head_shapes(*W, WO) == 4 and check_head_shapes(*W, WO, d_model=8) == 4
+    with pytest.raises(ValueError, match=r"W_Q must be \(d_head, d_model\) = \(4, 6\)"):
+        check_head_shapes(*W, WO, d_model=6)
+    with pytest.raises(ValueError, match=r"W_V must be \(d_head, d_model\) = \(4, 8\), got \(4, 7\)"):
+        Head(W[0], W[1], W[2][:, :7], WO)
+    with pytest.raises(ValueError, match=r"W_O must be \(d_model, d_head\) = \(8, 4\)"):
+        check_head_shapes(*W, WO[:, :3])
+    with pytest.raises(ValueError, match="W_K must have 2 dimensions"):
+        Head(W[0], W[1][0], W[2], WO)
+    with pytest.raises(TypeError, match="W_O must be a floating-point tensor"):
+        check_head_shapes(*W, WO.long())
+    with pytest.raises(TypeError, match=r"W_K \(torch.float32, cpu\) must have the dtype and device of W_Q"):
+        Head(W[0], W[1].float(), W[2], WO)
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        Head(*W, WO, scale=0.0)
 
 
 def test_causal_mask_convention() -> None:

@@ -77,3 +77,18 @@ def test_integer_ticks_only_integers() -> None:
     fig.canvas.draw()
     assert all(float(t).is_integer() for t in ax.get_xticks())
     plt.close(fig)
+
+
+def test_log_ticks_given_multiples_and_prose_labels() -> None:
+    plotting.use()
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [1e3, 1e7])
+    ax.set_yscale("log")
+    plotting.log_ticks(ax, "y", subs=(1, 3), sig=1)
+    labels = _labelled_ticks(ax)
+    assert "3\u202f000" in labels and "1×10⁶" in labels and "3×10⁶" in labels, labels
+    with pytest.raises(ValueError, match=r"subs\[0\]"):
+        plotting.log_ticks(ax, "y", subs=(0.5,))
+    with pytest.raises(ValueError, match="sig"):
+        plotting.log_ticks(ax, "y", sig=0)
+    plt.close(fig)

@@ -15,8 +15,9 @@ import lmlab
 import pytest
 import torch
 from lmlab import pretrained
-from lmlab.adapting.arithmetic import ArithmeticTask, CharTokenizer
+from lmlab.adapting.arithmetic import ArithmeticTask
 from lmlab.compressing.vision import VGGConfig
+from lmlab.core import recipes
 from lmlab.core.model import ModelConfig, TinyTransformer
 from lmlab.core.tasks import BigramLanguage, RepeatedSequences
 
@@ -102,8 +103,8 @@ def test_tasks_match_the_recipes() -> None:
 
 
 def test_register_adds_a_recipe_and_refuses_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pretrained, "RECIPES", dict(pretrained.RECIPES))
-    r = pretrained.RECIPES["bigram-zero"]
+    monkeypatch.setattr(recipes, "RECIPES", dict(recipes.RECIPES))  # the registry lives in lmlab.core.recipes
+    r = recipes.RECIPES["bigram-zero"]
     pretrained.register(dataclasses.replace(r, name="bigram-zero-small", model=dataclasses.replace(r.model, d_model=8)))
     assert "bigram-zero-small" in pretrained.recipes()
     assert pretrained.info("bigram-zero-small")["key"] != pretrained.info("bigram-zero")["key"]
@@ -298,50 +299,3 @@ def test_bigram_agreement_is_perfect_for_the_exact_solution() -> None:
     model.set_embeddings(W_U=torch.zeros(6, 6))  # uniform predictions: excess loss = ln 6 - H
     q = pretrained.bigram_agreement(model, lang)
     assert q["kl"] == pytest.approx(math.log(6) - lang.entropy(), abs=1e-6)
-
-
-class _Oracle(torch.nn.Module):
-    """A stand-in model whose greedy continuation of a question is a fixed text (right or wrong)."""
-
-    def __init__(self, tok: CharTokenizer, answers: dict[str, str], n_ctx: int) -> None:
-        super().__init__()
-        self.tok, self.answers = tok, answers
-        self.cfg = ModelConfig(n_vocab=tok.n_vocab, n_ctx=n_ctx, d_model=4, n_layers=0)
-        self.device = torch.device("cpu")
-
-    def generate(self, x: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        rows = []
-        for row in x:
-            text = self.answers[self.tok.decode(row)] + "Final answer: 99\n"  # after the newline: ignored
-            ids = self.tok.encode(text)[:max_new_tokens]
-            ids += [self.tok.PAD] * (max_new_tokens - len(ids))
-            rows.append(torch.cat([row, torch.tensor(ids)]))
-        return torch.stack(rows)
-
-
-def test_evaluate_arithmetic_and_complete_with_an_oracle() -> None:
-    task = ArithmeticTask(0, n_train=10, n_heldout=40)
-    probs = task.heldout
-    right = _Oracle(task.tokenizer, {p.question: p.solution for p in probs}, task.max_len + 64)
-    assert pretrained.complete(right, [p.question for p in probs], task.tokenizer) == [p.solution for p in probs]
-    assert pretrained.evaluate_arithmetic(right, probs, task.tokenizer) == 1.0
-    wrong = {p.question: p.solution for p in probs}
-    for p in probs[:10]:
-        wrong[p.question] = p.solution.replace(f"Final answer: {p.answer}\n", f"Final answer: {p.answer + 1}\n")
-    for p in probs[10:15]:
-        wrong[p.question] = " 1 + 1 = ?"  # no newline at all: unparsable, counts as wrong
-    half = _Oracle(task.tokenizer, wrong, task.max_len + 64)
-    assert pretrained.evaluate_arithmetic(half, probs, task.tokenizer) == pytest.approx(25 / 40)
-
-
-def test_complete_refuses_a_bare_string_instead_of_iterating_its_characters() -> None:
-    task = ArithmeticTask(0, n_train=10, n_heldout=4)
-    p = task.heldout[0]
-    oracle = _Oracle(task.tokenizer, {p.question: p.solution}, task.max_len + 64)
-    with pytest.raises(TypeError, match="prompts must be a list of strings, got a single string"):
-        pretrained.complete(oracle, p.question, task.tokenizer)
-    with pytest.raises(TypeError, match=r"prompts\[1\] must be a str"):
-        pretrained.complete(oracle, [p.question, 3], task.tokenizer)
-    with pytest.raises(TypeError, match="prompts must be a list of strings"):
-        pretrained.complete(oracle, 3, task.tokenizer)
-    assert pretrained.complete(oracle, (p.question,), task.tokenizer) == [p.solution]

@@ -3,6 +3,8 @@ prompt that names a held-out task from a few examples."""
 
 from __future__ import annotations
 
+import copy
+
 import lmlab
 import pytest
 import torch
@@ -344,3 +346,126 @@ def test_sample_pairs_requires_an_int_task():
         mp.sample_pairs(1.5, 17, 4, lmlab.generator(0))
     with pytest.raises(ValueError, match="k must be an int >= 0"):
         mp.sample_pairs(-1, 17, 4, lmlab.generator(0))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the thin callers of lmlab.train.train
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_train_prompt_is_train_on_the_prompt_alone():
+    from lmlab.core.train import train
+
+    tok = arithmetic_tokenizer()
+    model = tiny_model(n_vocab=tok.n_vocab, n_ctx=128)
+    batch = pr.encode_problems(tok, [make_problem("add", a, 2) for a in range(1, 5)], 3)
+    p1 = pr.SoftPrompt(3, model.cfg.d_model, generator=lmlab.generator(4))
+    p2 = pr.SoftPrompt(3, model.cfg.d_model, generator=lmlab.generator(4))
+    h1 = pr.train_prompt(model, p1, lambda s: batch, steps=8, lr=0.05)
+    loss_fn = lambda m, b: pr.prompted_loss(m, p2, b)  # noqa: E731
+    opts = {"optimizer": "adam", "grad_clip": None, "mode": "keep", "progress": False}
+    h2 = train(model, lambda s: batch, steps=8, lr=0.05, loss_fn=loss_fn, params=[p2.weight], **opts)
+    assert list(h1) == list(h2)
+    assert torch.allclose(p1.weight, p2.weight, rtol=0, atol=1e-12)
+
+
+def test_meta_prompt_tuners_are_train_with_adam():
+    from lmlab.core.train import train
+
+    model = tiny_model(n_vocab=P + 2 * P, n_ctx=8)
+    start = torch.randn(1, model.cfg.d_model, generator=lmlab.generator(1)) * 0.1
+    support = mp.sample_pairs(3, P, 4, lmlab.generator(2))
+    opts = {"optimizer": "adam", "grad_clip": None, "mode": "keep", "progress": False}
+
+    w = start.clone().requires_grad_(True)
+    train(model, lambda s: support, steps=7, lr=0.05, loss_fn=lambda m, b: mp.pair_loss(m, w, *b), params=[w], **opts)
+    assert torch.allclose(mp.tune_prompt(model, start, support, steps=7), w.detach(), rtol=0, atol=1e-12)
+
+    tuned, w_ft = mp.finetune(model, start, support, steps=5)
+    ref = copy.deepcopy(model)
+    for q in ref.parameters():
+        q.requires_grad_(True)
+    w = start.clone().requires_grad_(True)
+    params = [*ref.parameters(), w]
+    train(ref, lambda s: support, steps=5, lr=0.01, loss_fn=lambda m, b: mp.pair_loss(m, w, *b), params=params, **opts)
+    assert torch.allclose(w_ft, w.detach(), rtol=0, atol=1e-12)
+    for a, b in zip(tuned.parameters(), ref.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert pr.state_digest(model) == pr.state_digest(tiny_model(n_vocab=P + 2 * P, n_ctx=8))  # model untouched
+
+    x = torch.arange(P)
+    both = mp.tune_prompts(model, start, [1, 3], P, steps=4)
+    assert torch.equal(both[1], mp.tune_prompt(model, start, (x, (x + 3) % P), steps=4, lr=0.05))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the one completion routine and its BOS convention
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_complete_puts_bos_in_front_of_the_question_only_when_asked():
+    tok = arithmetic_tokenizer()
+    model = tiny_model(n_vocab=tok.n_vocab, n_ctx=64, seed=3)
+    qs = ["Question: 3 and 4?", "Question: 5 and 61?", "Question: 2 and 8?"]
+    for bos in (False, True):
+        out = pr.complete(model, None, qs, tok, max_new_tokens=10, bos=bos)
+        for q, text in zip(qs, out):
+            ids = torch.tensor([tok.encode(q, bos=bos)])
+            ref = tok.decode(model.generate(ids, 10)[0, ids.shape[1] :])
+            cut = ref.find("\n")
+            assert text == (ref if cut < 0 else ref[: cut + 1])
+    # behind a soft prompt: [prompt][BOS][question]
+    prompt = pr.SoftPrompt(2, model.cfg.d_model, std=0.5, generator=lmlab.generator(0))
+    text = pr.complete(model, prompt, [qs[0]], tok, max_new_tokens=5, bos=True)[0]
+    ids = tok.encode(qs[0], bos=True)
+    n = len(ids)
+    for _ in range(5):
+        ids.append(int(pr.prompted_logits(model, prompt, torch.tensor([ids]))[0, -1].argmax()))
+    ref = tok.decode(ids[n:])
+    assert text == (ref if "\n" not in ref else ref[: ref.find("\n") + 1])
+    with pytest.raises(TypeError, match="bos"):
+        pr.complete(model, None, qs, tok, bos=1)
+
+
+class _Oracle(torch.nn.Module):
+    """A stand-in model whose greedy continuation of a question is a fixed text (right or wrong); it records the
+    first token of every sequence it is given."""
+
+    def __init__(self, tok, answers: dict[str, str], n_ctx: int) -> None:
+        super().__init__()
+        self.tok, self.answers, self.first = tok, answers, []
+        self.cfg = ModelConfig(n_vocab=tok.n_vocab, n_ctx=n_ctx, d_model=4, n_layers=0)
+        self.device = torch.device("cpu")
+
+    def forward_kv(self, x: torch.Tensor, past: tuple | None = None):
+        if past is None:
+            self.first += x[:, 0].tolist()
+            past = (x, x.shape[1])  # the question, the length it had
+        seq = torch.cat([past[0], x], 1) if x is not past[0] else x
+        logits = torch.zeros(x.shape[0], x.shape[1], self.cfg.n_vocab)
+        for b, row in enumerate(seq):
+            text = self.answers[self.tok.decode(row[: past[1]])] + "Final answer: 99\n"  # after "\n": ignored
+            ids, i = self.tok.encode(text), row.shape[0] - past[1]
+            logits[b, -1, ids[i] if i < len(ids) else self.tok.PAD] = 1.0
+        return logits, (seq, past[1])
+
+
+def test_accuracy_with_an_oracle_and_the_bos_convention():
+    from lmlab.adapting.arithmetic import ArithmeticTask
+
+    task = ArithmeticTask(0, n_train=10, n_heldout=40)
+    probs, tok = task.heldout, task.tokenizer
+    right = _Oracle(tok, {p.question: p.solution for p in probs}, task.max_len + 64)
+    assert pr.complete(right, None, [p.question for p in probs], tok, bos=True) == [p.solution for p in probs]
+    assert set(right.first) == {tok.BOS}
+    assert pr.accuracy(right, None, probs, tok, bos=True) == 1.0
+    right.first.clear()
+    assert pr.accuracy(right, None, probs, tok) == 1.0 and tok.BOS not in right.first
+    wrong = {p.question: p.solution for p in probs}
+    for p in probs[:10]:
+        wrong[p.question] = p.solution.replace(f"Final answer: {p.answer}\n", f"Final answer: {p.answer + 1}\n")
+    for p in probs[10:15]:
+        wrong[p.question] = " 1 + 1 = ?"  # no newline at all: unparsable, counts as wrong
+    half = _Oracle(tok, wrong, task.max_len + 64)
+    assert pr.accuracy(half, None, probs, tok, bos=True) == pytest.approx(25 / 40)
+    assert pr.complete(right, None, (probs[0].question,), tok) == [probs[0].solution]  # any sequence of str

@@ -1,16 +1,15 @@
-"""lmlab.pruning and lmlab.vision: exact sparsity, masks equal to torch's pruning utility, channel pruning that
-shrinks the model, MAC counts against the formula and torch's FLOP counter, and accuracy kept after pruning and
-fine-tuning."""
+"""lmlab.pruning, lmlab.vision and lmlab.core.cost: exact sparsity, masks equal to torch's pruning utility, channel
+pruning that shrinks the model, MAC counts against the formula and torch's FLOP counter, and accuracy kept after
+pruning and fine-tuning."""
 
 from __future__ import annotations
-
-import os
 
 import lmlab
 import pytest
 import torch
 from lmlab import pruning
 from lmlab.compressing.vision import VGG, VGGConfig, accuracy, load_digits, train_classifier
+from lmlab.core import cost
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
@@ -94,10 +93,10 @@ def test_bad_sparsity_and_layers_raise() -> None:
 def test_keep_masked_training_keeps_exact_sparsity(digits) -> None:
     lmlab.seed_everything(0)
     model = VGG(VGGConfig(channels=(8, "M", 16)))
-    masks = pruning.fine_grained_prune(model, {n: 0.6 for n in pruning.prunable_layers(model)})
+    masks = pruning.fine_grained_prune(model, {n: 0.6 for n in pruning.weight_layers(model)})
     with pruning.keep_masked(model, masks):
         train_classifier(model, digits, steps=15, batch=32, lr=0.01, weight_decay=0.01)
-    for name, layer in pruning.prunable_layers(model).items():
+    for name, layer in pruning.weight_layers(model).items():
         assert bool((layer.weight[~masks[name]] == 0).all())
         assert pruning.sparsity(layer.weight) == pytest.approx(float((~masks[name]).float().mean()))
 
@@ -130,7 +129,7 @@ def test_channel_prune_shapes_and_mac_ratio() -> None:
         rebuilt = VGG(small.cfg)  # the updated config describes the pruned model
         rebuilt.load_state_dict(small.state_dict())
         # MACs: the formula c_o h_o w_o c_i k_h k_w, layer by layer, and the counter agree exactly
-        macs, macs_small = pruning.count_macs(model, x), pruning.count_macs(small, x)
+        macs, macs_small = cost.count_macs(model, x), cost.count_macs(small, x)
         hw = [256, 256, 64, 64]
         c_in = [1, *widths[:-1]]
         for i, (name, _) in enumerate(small.convs()):
@@ -139,7 +138,7 @@ def test_channel_prune_shapes_and_mac_ratio() -> None:
         inner = macs_small["backbone.conv2"] / macs["backbone.conv2"]
         assert inner == pytest.approx(22 * 22 / (32 * 32))  # a conv whose input and output both shrink: ~0.7^2
         assert 0.45 < ratio < 0.55
-    assert pruning.count_macs(model, x)["classifier"] == 64 * 10
+    assert cost.count_macs(model, x)["classifier"] == 64 * 10
 
 
 def test_ranked_channel_pruning_keeps_the_most_important_channels() -> None:
@@ -164,19 +163,33 @@ def test_count_macs_agrees_with_torch_flop_counter() -> None:
     counted = fc.get_flop_counts()["Global"]
     conv = sum(v for k, v in counted.items() if "convolution" in str(k))
     mm = sum(v for k, v in counted.items() if "mm" in str(k))
-    macs = pruning.count_macs(model, x)
+    macs = cost.count_macs(model, x)
     assert conv == 2 * sum(v for k, v in macs.items() if "conv" in k)
     assert mm == 2 * macs["classifier"]
 
 
+def test_weight_layers_is_shared_and_checks_its_argument() -> None:
+    from lmlab import quantization
+    from lmlab.compressing import vision
+
+    assert pruning.weight_layers is quantization.weight_layers is vision.weight_layers
+    model = VGG(VGGConfig(channels=(4, "M", 8)))
+    assert list(vision.weight_layers(model)) == ["backbone.conv0", "backbone.conv1", "classifier"]
+    with pytest.raises(TypeError, match="model must be a Module"):
+        vision.weight_layers(lambda t: t)  # type: ignore[arg-type]
+    for fn in (cost.count_macs, cost.count_outputs):
+        with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+            fn(model, [1.0])  # type: ignore[arg-type]
+
+
 def test_count_outputs_counts_every_leaf() -> None:
     model = VGG(VGGConfig(channels=(4, "M", 8)))
-    counts = pruning.count_outputs(model, torch.randn(3, 1, 8, 8))
+    counts = cost.count_outputs(model, torch.randn(3, 1, 8, 8))
     assert counts["backbone.conv0"] == counts["backbone.relu0"] == 3 * 4 * 8 * 8
     assert counts["backbone.pool0"] == 3 * 4 * 4 * 4 and counts["backbone.bn1"] == 3 * 8 * 4 * 4
     assert counts["classifier"] == 3 * 10
     small = pruning.channel_prune(model, 0.5)
-    assert pruning.count_outputs(small, torch.randn(3, 1, 8, 8))["backbone.bn1"] == 3 * 4 * 4 * 4
+    assert cost.count_outputs(small, torch.randn(3, 1, 8, 8))["backbone.bn1"] == 3 * 4 * 4 * 4
 
 
 def test_semi_structured_mask_is_two_of_four() -> None:
@@ -189,24 +202,6 @@ def test_semi_structured_mask_is_two_of_four() -> None:
         pruning.semi_structured_mask(torch.randn(4, 9))
 
 
-def test_latency_and_layer_times_run() -> None:
-    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
-    x = torch.randn(2, 1, 8, 8)
-    t = pruning.latency(model, x, min_run_time=0.01)
-    assert 0 < t < 1
-    assert 0 < pruning.latency(model, x, min_run_time=0.01, clock="wall") < 1
-    for clock in ("cpu", "profiler"):
-        times = pruning.layer_times(model, x, reps=3, rounds=2, clock=clock)
-        assert set(times) == {n for n, m in model.named_modules() if n and not list(m.children())} | {"(rest)"}
-        assert all(v >= 0 for v in times.values()) and times["backbone.conv1"] > 0
-    with pytest.raises(ValueError, match="clock"):
-        pruning.latency(model, x, clock="gpu")
-    with pytest.raises(ValueError, match="num_threads"):
-        pruning.latency(model, x, clock="cpu", num_threads=2)
-    with pytest.raises(ValueError, match="reps"):
-        pruning.layer_times(model, x, reps=0)
-
-
 def test_pruned_and_fine_tuned_model_keeps_accuracy(trained, digits) -> None:
     """Fixed seed: 70% fine-grained sparsity everywhere but the first conv, then fine-tuning, stays within 2 points
     of the dense model on the held-out test digits; the channel-pruned model (30% of channels) fine-tuned too."""
@@ -214,7 +209,7 @@ def test_pruned_and_fine_tuned_model_keeps_accuracy(trained, digits) -> None:
     assert dense >= 0.95
     fine = VGG(trained.cfg)
     fine.load_state_dict(trained.state_dict())
-    plan = {n: 0.7 for n in pruning.prunable_layers(fine) if n != "backbone.conv0"}
+    plan = {n: 0.7 for n in pruning.weight_layers(fine) if n != "backbone.conv0"}
     masks = pruning.fine_grained_prune(fine, plan)
     with pruning.keep_masked(fine, masks):
         train_classifier(fine, digits, steps=100, batch=64, lr=0.003, seed=1)
@@ -256,30 +251,6 @@ def test_apply_masks_needs_bool_masks_of_the_weight_shape() -> None:
     assert torch.equal(w, saved * mask)
 
 
-def test_latency_and_layer_times_reject_bad_budgets() -> None:
-    model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
-    x = torch.randn(2, 1, 8, 8)
-    for bad in (float("inf"), float("nan"), 0, -1.0, pruning.MAX_RUN_TIME_S + 1):
-        with pytest.raises(ValueError, match="min_run_time"):
-            pruning.latency(model, x, min_run_time=bad)
-    with pytest.raises(TypeError, match="min_run_time"):
-        pruning.latency(model, x, min_run_time="1")  # type: ignore[arg-type]
-    for bad in (0, -1, 10**9, (os.cpu_count() or 1) + 1):
-        with pytest.raises(ValueError, match="num_threads"):
-            pruning.latency(model, x, num_threads=bad, clock="wall")
-    with pytest.raises(TypeError, match="num_threads"):
-        pruning.latency(model, x, num_threads=1.0)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
-        pruning.latency(model, [1.0])  # type: ignore[arg-type]
-    for name, bad in (("reps", pruning.MAX_REPS + 1), ("rounds", 0), ("rounds", pruning.MAX_ROUNDS + 1)):
-        with pytest.raises(ValueError, match=name):
-            pruning.layer_times(model, x, **{name: bad})
-    with pytest.raises(TypeError, match="reps"):
-        pruning.layer_times(model, x, reps=2.5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="model must be an nn.Module"):
-        pruning.layer_times(lambda t: t, x)  # type: ignore[arg-type]
-
-
 def test_accuracy_rejects_bad_arguments() -> None:
     model = VGG(VGGConfig(channels=(4, "M", 8))).eval()
     x, y = torch.randn(5, 1, 8, 8), torch.arange(5)
@@ -299,3 +270,12 @@ def test_accuracy_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="same non-zero number"):
         accuracy(model, x, y[:3])
     assert accuracy(model, x, y, batch=1) == accuracy(model, x, y)  # chunking does not change the answer
+
+
+def test_digits_vgg_checks_its_name() -> None:
+    from lmlab.compressing import vision
+
+    with pytest.raises(TypeError, match="name must be a str"):
+        vision.digits_vgg("cpu", name=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nope"):
+        vision.digits_vgg("cpu", name="nope")

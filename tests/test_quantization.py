@@ -139,8 +139,10 @@ def test_empty_range_and_bad_arguments() -> None:
         qz.quantize(torch.arange(3), 1.0, 0, 8)
     with pytest.raises(ValueError, match="method"):
         qz.quantize_weights(nn.Linear(2, 2), "log", 4)
-    with pytest.raises(ValueError, match="finite and > 0"):
+    with pytest.raises(ValueError, match="m must be a finite number > 0"):
         fixed_point_multiplier(0.0)
+    with pytest.raises(ValueError, match="m must be finite and > 0"):
+        fixed_point_multiplier(torch.tensor([0.5, -1.0]))
 
 
 def test_ste_gradient_is_identity_inside_range() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pint
 import pytest
 from lmlab import report
@@ -64,3 +65,82 @@ def test_fmt() -> None:
     assert "2×10¹⁴ B" in table._repr_html_()
     with pytest.raises(ValueError, match="cells"):
         report.Table(["a", "b"], [["x"]])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Percentages, spreads over seeds and verdicts: the one copy every chapter uses
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_percent_and_points() -> None:
+    assert str(report.percent(0.97214)) == "97.2%" and str(report.percent(0.9, 0)) == "90%"
+    assert str(report.percent(1.0)) == "100.0%" and str(report.percent(0.25, 2)) == "25.00%"
+    assert isinstance(report.percent(0.5), report.Text)  # glued without quotes
+    assert str(report.points(0.01)) == "1 point" and str(report.points(0.031)) == "3 points"
+    assert str(report.points(-0.012, 1)) == "-1.2 points"
+    import torch
+
+    assert str(report.percent(torch.tensor(0.5))) == "50.0%"  # a 0-d tensor is a number
+    with pytest.raises(TypeError, match="fraction"):
+        report.percent("0.5")
+    with pytest.raises(ValueError, match="fraction"):
+        report.percent(float("nan"))
+    with pytest.raises(ValueError, match="digits"):
+        report.percent(0.5, -1)
+    with pytest.raises(TypeError, match="digits"):
+        report.points(0.5, 1.0)
+
+
+def test_spread_and_value_range() -> None:
+    assert str(report.spread([0.971, 0.972, 0.975], percent_digits=1)) == "97.3% (97.1%–97.5%)"
+    assert str(report.spread([0.99, 0.99], percent_digits=1)) == "99.0%"  # no range when every seed agrees
+    assert str(report.spread([0.4, 0.41, 0.415])) == "0.408 (0.4–0.415)"
+    assert str(report.spread(np.array([66_000.0, 66_400.0]), sig=2)) == "66\u202f000 (66\u202f000–66\u202f000)"
+    assert str(report.value_range([2.5, 1.0], sig=2)) == "1–2.5"
+    assert str(report.value_range([0.2, 0.3], percent_digits=0)) == "20%–30%"
+    assert str(report.spread([0.5, 0.63, 0.57], sig=2, scale=100, unit="%")) == "57 % (50–63 %)"
+    assert str(report.value_range([0.5, 0.63], sig=2, scale=100, unit="%")) == "50–63 %"
+    assert str(report.spread(0.12, sig=2, scale=100, unit="%")) == "12 %"  # one number: no range
+    with pytest.raises(ValueError, match="not both"):
+        report.spread([0.1, 0.2], percent_digits=1, unit="%")
+    with pytest.raises(ValueError, match="scale"):
+        report.spread([0.1], scale=0)
+    with pytest.raises(ValueError, match="at least one"):
+        report.spread([])
+    with pytest.raises(ValueError, match=r"values\[1\]"):
+        report.spread([0.1, float("inf")])
+    with pytest.raises(TypeError, match="values"):
+        report.value_range("0.1")
+    with pytest.raises(ValueError, match="sig"):
+        report.spread([1.0], sig=0)
+
+
+def test_verdict_separated_and_say() -> None:
+    # the means must differ by more than either range and the margin: otherwise a tie
+    assert report.verdict([0.9, 0.91], [0.8, 0.81]) == 1
+    assert report.verdict([0.8, 0.81], [0.9, 0.91]) == -1
+    assert report.verdict([0.80, 0.90], [0.84, 0.85]) == 0  # inside a's range
+    assert report.verdict([0.905], [0.9], margin=0.01) == 0  # inside the margin
+    assert report.separated([3, 4], [1, 2]) == 1 and report.separated([1, 2], [3, 4]) == -1
+    assert report.separated([1, 3], [2, 4]) == 0
+    words = {"above": "better", "tie": "a tie", "below": "worse"}
+    assert [str(report.say(v, **words)) for v in (1, 0, -1)] == ["better", "a tie", "worse"]
+    with pytest.raises(ValueError, match="margin"):
+        report.verdict([1.0], [0.0], margin=-0.1)
+    with pytest.raises(ValueError, match="outcome"):
+        report.say(2, **words)
+    with pytest.raises(TypeError, match="tie"):
+        report.say(0, above="a", tie=None, below="b")  # type: ignore[arg-type]
+
+
+def test_table_takes_text_cells_and_renders_markdown() -> None:
+    t = report.Table(["method", "accuracy", "loss"], [["a", report.percent(0.5), 1.23456]], title="T")
+    assert t.cells == [["a", "50.0%", "1.23"]]
+    md = t.markdown().data
+    assert md.splitlines()[2:] == ["| method | accuracy | loss |", "| --- | --- | --- |", "| a | 50.0% | 1.23 |"]
+    assert report.Table(["a"], [[0.5]]).markdown().data.startswith("| a |")  # no title line
+    with pytest.raises(ValueError, match="sig"):
+        report.Table(["a"], [[1.0]], sig=0)
+    from lmlab.presentation import tables
+
+    assert report.Table is tables.Table and report.Comparison is tables.Comparison  # one definition

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import os
 import pathlib
 import re
@@ -23,16 +22,12 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from tools.book import chapters, toc_files
+
 pytestmark = pytest.mark.site
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
-
-# The root conftest.py knows how to read _toc.yml; load it by path (tests/conftest.py is another module).
-_spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "conftest.py")
-_book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_book)  # type: ignore[union-attr]
-is_notebook, toc_files = _book.is_notebook, _book.toc_files
 
 
 def chromium_path() -> str | None:
@@ -49,7 +44,7 @@ def page_paths() -> list[str]:
 
 
 def chapter_paths() -> list[str]:
-    return [str(p.relative_to(ROOT).with_suffix(".html")) for p in toc_files() if is_notebook(p)]
+    return [str(p.relative_to(ROOT).with_suffix(".html")) for p in chapters()]
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""lmlab.sweep and lmlab.regression: the batched grid equals the plain runs, the optimum matches the theory."""
+"""lmlab.sweep, lmlab.scaling.laws, lmlab.regression: the batched grid equals the plain runs, the optimum the theory."""
 
 from __future__ import annotations
 
 import math
 
 import lmlab
+import lmlab.scaling.laws as laws
 import numpy as np
 import pytest
 import torch
@@ -66,10 +67,10 @@ def test_linear_regression_optimum_matches_the_closed_form() -> None:
     res = sw.sweep(
         task, LinearModel(d), lrs=lrs, batch_sizes=[2, 32], seeds=range(256), steps=4, device=CPU, dtype=torch.float64
     )
-    best = {o["batch_size"]: o for o in sw.optimal_lrs(sw.summarize(res.records, "loss"))}
+    best = {o["batch_size"]: o for o in laws.optimal_lrs(laws.summarize(res.records, "loss"))}
     for B in (2, 32):
         assert best[B]["bracketed"]
-        theory = sw.sgd_linear_optimal_lr(B, d)
+        theory = laws.sgd_linear_optimal_lr(B, d)
         assert best[B]["lr"] == pytest.approx(theory, rel=OPTIMUM_RTOL), (B, best[B]["lr"], theory)
 
 
@@ -81,13 +82,13 @@ def test_contraction_formula_matches_monte_carlo() -> None:
     X = torch.randn(n, B, d, dtype=torch.float64, generator=g)
     grad = 2 * torch.einsum("nbd,nb->nd", X, X @ e) / B  # gradient of the batch MSE at w - w* = e
     ratio = float(((e - lr * grad) ** 2).sum(-1).mean() / (e**2).sum())
-    assert ratio == pytest.approx(sw.sgd_linear_contraction(lr, B, d), rel=0.01)
+    assert ratio == pytest.approx(laws.sgd_linear_contraction(lr, B, d), rel=0.01)
 
 
 def test_diverging_learning_rates_are_marked_and_left_out() -> None:
     """Above the stability limit B / (B + d + 1) runs blow up: marked diverged, nan loss, not averaged."""
     d, B = 4, 4
-    limit = 2 * sw.sgd_linear_optimal_lr(B, d)
+    limit = 2 * laws.sgd_linear_optimal_lr(B, d)
     task = RegressionTask(dim=d, noise_std=0.1)
     res = sw.sweep(
         task, LinearModel(d), lrs=[0.5 * limit, 3 * limit], batch_sizes=[B], seeds=[0, 1, 2], steps=200, device=CPU
@@ -98,12 +99,12 @@ def test_diverging_learning_rates_are_marked_and_left_out() -> None:
             assert 0 < r["diverged_at"] < 200
         else:
             assert not r["diverged"] and r["loss"] < r["initial_loss"]
-    rows = {row["lr"]: row for row in sw.summarize(res.records)}
+    rows = {row["lr"]: row for row in laws.summarize(res.records)}
     bad, good = rows[3 * limit], rows[0.5 * limit]
     assert bad["n_diverged"] == 3 and bad["n"] == 0 and math.isnan(bad["mean"])
     assert good["n_diverged"] == 0 and good["n"] == 3 and math.isfinite(good["mean"])
     # the diverged learning rate never wins
-    (opt,) = sw.optimal_lrs(list(rows.values()))
+    (opt,) = laws.optimal_lrs(list(rows.values()))
     assert opt["lr_grid"] == 0.5 * limit and not opt["bracketed"]
     # curves stop (nan) after divergence
     steps, curve = res.curve(3 * limit, B, 0)
@@ -134,24 +135,24 @@ def test_optima_over_seeds_groups_the_seeds_and_flags_the_edge() -> None:
     task = RegressionTask(dim=d, noise_std=0.0, seed=1)
     lrs = list(np.geomspace(0.05, 0.6, 12))
     res = sw.sweep(task, LinearModel(d), lrs=lrs, batch_sizes=[1, 8], seeds=range(8), steps=10, device=CPU)
-    opt = sw.optima_over_seeds(res.records, "avg_loss", n_groups=2)
+    opt = laws.optima_over_seeds(res.records, "avg_loss", n_groups=2)
     assert opt.seed_groups == [[0, 2, 4, 6], [1, 3, 5, 7]]
     np.testing.assert_array_equal(opt.batch_sizes, [1, 8])
     assert opt.groups.shape == (2, 2) and opt.bracketed
     assert np.all(opt.lo <= opt.hi) and np.all(opt.lo > 0)
-    whole = sw.optimal_lrs(sw.summarize(res.records, "avg_loss"))
+    whole = laws.optimal_lrs(laws.summarize(res.records, "avg_loss"))
     np.testing.assert_allclose(opt.lr, [o["lr"] for o in whole])
-    first = sw.optimal_lrs(sw.summarize([r for r in res.records if r["seed"] % 2 == 0], "avg_loss"))
+    first = laws.optimal_lrs(laws.summarize([r for r in res.records if r["seed"] % 2 == 0], "avg_loss"))
     np.testing.assert_allclose(opt.groups[0], [o["lr"] for o in first])
     # the optimum moves up with the batch size, as B / (2 (B + d + 1)) does
     assert opt.lr[1] > 1.5 * opt.lr[0]
     # a grid that stops below the optimum: not bracketed
     low = [r for r in res.records if r["lr"] < 0.1]
-    assert not sw.optima_over_seeds(low, "avg_loss", n_groups=2).bracketed
+    assert not laws.optima_over_seeds(low, "avg_loss", n_groups=2).bracketed
     with pytest.raises(ValueError, match="n_groups"):
-        sw.optima_over_seeds(res.records, "avg_loss", n_groups=9)
+        laws.optima_over_seeds(res.records, "avg_loss", n_groups=9)
     with pytest.raises(ValueError, match="one optimizer"):
-        sw.optima_over_seeds(res.records + [{**res.records[0], "optimizer": "adam"}], "avg_loss")
+        laws.optima_over_seeds(res.records + [{**res.records[0], "optimizer": "adam"}], "avg_loss")
 
 
 def test_summarize_never_averages_diverged_runs() -> None:
@@ -159,7 +160,7 @@ def test_summarize_never_averages_diverged_runs() -> None:
         {"optimizer": "sgd", "batch_size": 1, "lr": 0.1, "seed": s, "loss": v, "diverged": dv}
         for s, (v, dv) in enumerate([(1.0, False), (3.0, False), (math.nan, True)])
     ]
-    (row,) = sw.summarize(recs)
+    (row,) = laws.summarize(recs)
     assert row["mean"] == 2.0 and row["lo"] == 1.0 and row["hi"] == 3.0
     assert row["n"] == 2 and row["n_diverged"] == 1
 
@@ -167,20 +168,20 @@ def test_summarize_never_averages_diverged_runs() -> None:
 def test_steps_to_target_interpolates_in_log_loss() -> None:
     steps = np.array([0, 10, 20])
     curve = np.array([1.0, 0.1, 0.01])
-    assert sw.steps_to_target(steps, curve, 0.1) == pytest.approx(10)
-    assert sw.steps_to_target(steps, curve, 10**-1.5) == pytest.approx(15)
-    assert sw.steps_to_target(steps, curve, 2.0) == 0.0
-    assert sw.steps_to_target(steps, curve, 1e-3) == math.inf
+    assert laws.steps_to_target(steps, curve, 0.1) == pytest.approx(10)
+    assert laws.steps_to_target(steps, curve, 10**-1.5) == pytest.approx(15)
+    assert laws.steps_to_target(steps, curve, 2.0) == 0.0
+    assert laws.steps_to_target(steps, curve, 1e-3) == math.inf
 
 
 def test_fit_laws_recover_known_laws() -> None:
     B = 2.0 ** np.arange(0, 11)
-    fits = sw.fit_laws(B, 0.5 / (1 + 17 / B))
+    fits = laws.fit_laws(B, 0.5 / (1 + 17 / B))
     sat = fits["saturating"]
     assert sat.params["eps_max"] == pytest.approx(0.5, rel=1e-6)
     assert sat.params["B_noise"] == pytest.approx(17, rel=1e-6)
     assert sat.rms < 1e-8 < fits["linear"].rms
-    fits = sw.fit_laws(B, 0.003 * B**0.5)
+    fits = laws.fit_laws(B, 0.003 * B**0.5)
     assert fits["power"].params["alpha"] == pytest.approx(0.5, abs=1e-9)
     assert fits["sqrt"].rms < 1e-9 and fits["sqrt"].params["c"] == pytest.approx(0.003)
     assert fits["linear"](np.array([4.0]))[0] == pytest.approx(fits["linear"].params["c"] * 4)
@@ -217,7 +218,7 @@ def test_type_errors_and_mismatches() -> None:
     with pytest.raises(ValueError, match="model.dim"):
         sw.sweep(RegressionTask(dim=3), LinearModel(4), lrs=[0.1], batch_sizes=[2], seeds=[0], steps=3)
     with pytest.raises(ValueError, match="fewer|length >= 3"):
-        sw.fit_laws([1, 2], [0.1, 0.2])
+        laws.fit_laws([1, 2], [0.1, 0.2])
     with pytest.raises(ValueError, match="noise_std"):
         RegressionTask(noise_std=-1.0)
     with pytest.raises(ValueError, match="teacher"):
@@ -336,6 +337,6 @@ def test_diverge_factor_inf_still_allowed_and_theory_checks_dim() -> None:
     )
     assert not out["diverged"]
     with pytest.raises(ValueError, match="target"):
-        sw.steps_to_target(np.array([0, 1]), np.array([1.0, 0.5]), 0.0)
+        laws.steps_to_target(np.array([0, 1]), np.array([1.0, 0.5]), 0.0)
     with pytest.raises(TypeError, match="dim"):
-        sw.sgd_linear_optimal_lr(4, 16.5)
+        laws.sgd_linear_optimal_lr(4, 16.5)

@@ -310,3 +310,45 @@ def test_bigram_sampler_is_fast_enough_for_training() -> None:
     # a sanity check of shape bookkeeping on a big request (not a timing test)
     toks = BigramLanguage(8, seed=0).sample(1, 1000, gen(0))
     assert np.unique(toks.numpy()).size == 8
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BigramLanguage(4),
+        lambda: tasks.RepeatedSequences(8, min_len=2, max_len=3, eval_len=3),
+        lambda: ArithmeticTask(0, n_train=4, n_heldout=2),
+        lambda: lmlab.prompt_data.StyledArithmetic(0, n_train=4, n_heldout=2),
+        lambda: lmlab.prompt_data.ModularTagged(5, 2),
+    ],
+    ids=["BigramLanguage", "RepeatedSequences", "ArithmeticTask", "StyledArithmetic", "ModularTagged"],
+)
+def test_every_task_class_is_a_batch_source(make) -> None:
+    """Every task class keeps the shared contract (tasks.BatchSource): batches(batch, ..., seed) -> step -> tensors
+    whose first is (batch, n) token ids, the same batch for the same step."""
+    task = make()
+    assert isinstance(task, tasks.BatchSource)
+    extra = (5,) if isinstance(task, BigramLanguage) else ()  # the bigram task also takes the sequence length
+    source = task.batches(3, *extra, seed=1)
+    batch = source(0)
+    assert isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) for t in batch)
+    assert batch[0].shape[0] == 3 and batch[0].dim() == 2
+    assert all(torch.equal(a, b) for a, b in zip(batch, source(0)))
+
+
+def test_task_family_without_batches_is_not_a_batch_source() -> None:
+    """ModularAddition is a family of tasks sampled pair by pair (meta-learning), not a training source."""
+    assert not isinstance(ModularAddition(5, 2), tasks.BatchSource)
+
+
+def test_batch_source_inputs_are_checked_before_any_work() -> None:
+    with pytest.raises(TypeError, match="draw"):
+        tasks.seeded_batches(3, 0)
+    with pytest.raises(ValueError, match="tokens"):
+        tasks.next_token_pairs(torch.zeros(2, 3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="max_period"):
+        tasks.periodic_batches(8, 8, max_period=20)
+    with pytest.raises(TypeError, match="smoothing"):
+        BigramLanguage(4, smoothing="a")
+    with pytest.raises(ValueError, match="smoothing"):
+        BigramLanguage(4, smoothing=1.0)

@@ -119,7 +119,7 @@ def test_train_argument_checks() -> None:
     for kwargs, word in [
         ({"steps": 0}, "steps"),
         ({"steps": 2, "lr": -1.0}, "lr"),
-        ({"steps": 2, "optimizer": "adam"}, "optimizer"),
+        ({"steps": 2, "optimizer": "adagrad"}, "optimizer"),
         ({"steps": 2, "schedule": "linear"}, "schedule"),
         ({"steps": 2, "warmup": 3}, "warmup"),
         ({"steps": 2, "grad_clip": 0.0}, "grad_clip"),
@@ -129,3 +129,87 @@ def test_train_argument_checks() -> None:
             train(model, b, **kwargs)
     with pytest.raises(TypeError, match="batch"):
         train(model, lambda step: torch.zeros(2, 4, dtype=torch.long), steps=1)
+
+
+class _Two(nn.Module):
+    """Two parameters with constant gradients: loss = <a, x> + <b, x>, so dL/da = dL/db = x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(3, dtype=torch.float64))
+        self.b = nn.Parameter(torch.zeros(3, dtype=torch.float64))
+
+
+def _linear_loss(m: nn.Module, batch: tuple[torch.Tensor]) -> torch.Tensor:
+    (x,) = batch
+    return (m.a * x).sum() + (m.b * x).sum()
+
+
+def test_parameter_groups_keep_their_own_rates_under_the_schedule() -> None:
+    m = _Two()
+    x = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    groups = [{"params": [m.a], "lr": 0.1}, {"params": [m.b]}]  # b gets the lr argument
+    hist = train(
+        m, lambda s: (x,), steps=4, lr=0.01, optimizer="sgd", grad_clip=None, loss_fn=_linear_loss,
+        params=groups, warmup=2, progress=False,
+    )  # fmt: skip
+    assert len(hist) == 4
+    factor = 0.5 + 1.0 + 1.0 + 1.0  # linear warm-up over 2 steps, then constant
+    assert torch.allclose(m.a.detach(), -0.1 * factor * x, atol=1e-12)
+    assert torch.allclose(m.b.detach(), -0.01 * factor * x, atol=1e-12)
+
+
+def test_training_a_subset_leaves_every_other_weight_bit_identical() -> None:
+    lmlab.seed_everything(2)
+    model = TinyTransformer(ModelConfig(n_vocab=6, n_ctx=8, d_model=8, n_layers=1, n_heads=2, d_mlp=16))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    chosen = {"blocks.0.mlp.W_in", "unembed.W_U"}
+    named = dict(model.named_parameters())
+    groups = [{"params": [named["blocks.0.mlp.W_in"]], "lr": 0.05}, {"params": [named["unembed.W_U"]], "lr": 0.01}]
+    for params in (groups, [named[n] for n in sorted(chosen)]):
+        train(model, BigramLanguage(6, seed=0).batches(4, 8, seed=1), steps=5, params=params, progress=False)
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k]) != (k in chosen), k
+
+
+def test_adam_is_torch_adam_and_mode_keep_leaves_the_mode() -> None:
+    def model() -> TinyTransformer:
+        lmlab.seed_everything(5)
+        return TinyTransformer(ModelConfig(n_vocab=6, n_ctx=8, d_model=8, n_layers=1, n_heads=2)).eval()
+
+    source = BigramLanguage(6, seed=0).batches(4, 8, seed=2)
+    ref = model()
+    opt = torch.optim.Adam(ref.parameters(), lr=0.01)
+    losses = []
+    for step in range(6):
+        loss = next_token_loss(ref, source(step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    modes = []
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        modes.append(m.training)
+        return next_token_loss(m, batch)
+
+    m = model()
+    hist = train(m, source, steps=6, lr=0.01, optimizer="adam", grad_clip=None, loss_fn=loss_fn, mode="keep")
+    assert list(hist) == losses and not any(modes) and not m.training
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), m.state_dict().values()))
+    modes.clear()
+    train(model(), source, steps=2, loss_fn=loss_fn)
+    assert all(modes)  # the default mode "train"
+
+
+def test_a_custom_loss_takes_any_batch() -> None:
+    m = _Two()
+    x = torch.ones(3, dtype=torch.float64)
+    hist = train(m, lambda s: {"x": x}, steps=2, loss_fn=lambda mm, b: _linear_loss(mm, (b["x"],)), progress=False)
+    assert len(hist) == 2
+    with pytest.raises(TypeError, match="params"):
+        train(m, lambda s: (x,), steps=1, loss_fn=_linear_loss, params=[m.a, 3])
+    with pytest.raises(ValueError, match="nothing to train"):
+        train(m, lambda s: (x,), steps=1, loss_fn=_linear_loss, params=[])
+    with pytest.raises(ValueError, match="mode"):
+        train(m, lambda s: (x,), steps=1, loss_fn=_linear_loss, mode="eval")

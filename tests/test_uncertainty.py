@@ -96,3 +96,11 @@ def test_bad_arguments_raise() -> None:
         unc.log_uniform_quantile(1.0, 2.0, [0.0, 0.5])
     with pytest.raises(ValueError, match="1-D"):
         unc.interval(np.ones((3, 3)))
+    with pytest.raises(TypeError, match="q"):
+        unc.log_normal_quantile(1.0, 2.0, "half")
+    with pytest.raises(TypeError, match="samples"):
+        unc.interval("1 2 3")
+    with pytest.raises(ValueError, match="value"):
+        unc.percentile_of([1.0, 2.0], math.nan)
+    with pytest.raises(TypeError, match="both"):
+        unc.percentile_of(Q_([1.0, 2.0], "s"), 1.5)

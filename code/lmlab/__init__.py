@@ -19,7 +19,10 @@ re-exported under its short name, so a chapter writes ``import lmlab`` and ``lml
         tasks          seeded synthetic data and the batch sources (the BatchSource protocol)
         train          the one training loop and the masked cross-entropy
         timing         the one timer (best-of-n, blocked autorange, CPU time) and layer times
-        pretrained     load(name): trains a named recipe once and caches it; complete() for the arithmetic model
+        cost           MAC and output counts of a network on an input
+        optim          the one batched Adam/AdamW step (runs stacked) and the warm-up + cosine schedule
+        recipes        the recipes of the small "pretrained" models (Recipe, register)
+        pretrained     load(name): trains a named recipe once and caches it
       inside/        inside the transformer (transformer circuits; induction heads)
         circuits       QK/OV circuits in the book's notation, factored SVD, read and write subspaces
         induction      one attention head from its equations; the hand-built induction circuit
@@ -30,11 +33,12 @@ re-exported under its short name, so a chapter writes ``import lmlab`` and ``lml
       adapting/      adapting a frozen model (LoRA; soft prompting)
         lora, lora_init  LoRA adapters, merging, byte counts, LoRA+ groups; their initialisations and scales
         lowrank        the planted low-rank problem, the Eckart-Young floor, a batched adapter trainer
-        prompting      soft prompts for a frozen model, the loss mask, prompt training, the cached prefix
+        prompting      soft prompts, the loss mask, prompt training, the cached prefix; the one complete()
         meta_prompt    meta-learning a soft prompt's start (MAML first/second order, Reptile)
         prompt_data, arithmetic, modular  the tasks a prompt selects
       scaling/       scaling (batch size and learning rate; Fermi estimation)
         sweep, sweepplot  learning-rate x batch-size x seed sweeps as one batched computation; their figures
+        laws           reading a sweep: optima over seeds, the laws of the optimum and their fits
         regression     seeded regression teachers and models stacked over runs
         minibatch_sgd  the homework's own batch-size setting
         chinchilla, fermi, uncertainty  the Chinchilla law; estimates with units; ranges in log space
@@ -43,8 +47,9 @@ re-exported under its short name, so a chapter writes ``import lmlab`` and ``lml
         pruning        fine-grained and channel pruning, sensitivity scans, MAC counts
         quantization   k-means and linear quantization, fake quantization, quantization-aware training
         integer_inference  integer-only inference of the VGG
-        lab_pruning, lab_quantization  the MIT 6.S965 labs' functions, with the labs' conventions
-      presentation/  how results reach the page: report (glue, numbers, tables), plotting (style), units (pint)
+        lab_pruning, lab_quantization, lab_kmeans  the MIT 6.S965 labs' functions, with the labs' conventions
+      presentation/  how results reach the page: report (glue, numbers, spreads, verdicts), tables, plotting
+                     (style, ticks), units (pint)
       check/         instant feedback for the homework's labs: lmlab.check.<function>(your_function)
 
 CONTRIBUTING.md says which part a new module belongs to.
@@ -82,14 +87,17 @@ _WHERE = {
     "checks": "core",
     "chinchilla": "scaling",
     "circuits": "inside",
+    "cost": "core",
     "fermi": "scaling",
     "heads": "inside",
     "induction": "inside",
     "induction_eval": "inside",
     "integer_inference": "compressing",
     "lab_induction": "inside",
+    "lab_kmeans": "compressing",
     "lab_pruning": "compressing",
     "lab_quantization": "compressing",
+    "laws": "scaling",
     "layers": "core",
     "lora": "adapting",
     "lora_init": "adapting",
@@ -98,17 +106,20 @@ _WHERE = {
     "minibatch_sgd": "scaling",
     "model": "core",
     "modular": "adapting",
+    "optim": "core",
     "plotting": "presentation",
     "pretrained": "core",
     "prompt_data": "adapting",
     "prompting": "adapting",
     "pruning": "compressing",
     "quantization": "compressing",
+    "recipes": "core",
     "regression": "scaling",
     "report": "presentation",
     "runtime": "core",
     "sweep": "scaling",
     "sweepplot": "scaling",
+    "tables": "presentation",
     "tasks": "core",
     "timing": "core",
     "train": "core",

@@ -64,6 +64,8 @@ class CharTokenizer:
     N_SPECIAL = 3
 
     def __init__(self, alphabet: str | Sequence[str]) -> None:
+        if not isinstance(alphabet, (str, Sequence)):
+            raise TypeError(f"alphabet must be a str or a sequence of characters, got {type(alphabet).__name__}")
         chars = list(alphabet)
         for c in chars:
             if not isinstance(c, str) or len(c) != 1:

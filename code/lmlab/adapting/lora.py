@@ -13,7 +13,7 @@ names swap, see :mod:`lmlab.lora_init`, which also holds the initialisations). T
   which is how a ``q_proj`` or ``o_proj`` of a large model looks.
 
 Also here: merge / unmerge, parameter and byte counts, LoRA+ parameter groups (a larger learning rate for A, the
-output-side factor; Hayou et al. 2024) and a short fine-tuning loop that accepts them.
+output-side factor; Hayou et al. 2024) and :func:`finetune`, which trains them with :func:`lmlab.train.train`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from lmlab.adapting.lora_init import INITS, check_rank, init_factors
-from lmlab.core.train import next_token_loss
+from lmlab.core.checks import check_float, check_int
+from lmlab.core.train import next_token_loss, train
 
 __all__ = [
     "INITS",
@@ -355,25 +356,38 @@ def finetune(
 ) -> list[float]:
     """Adam on parameter groups (e.g. :func:`lora_param_groups`) for ``steps`` steps; returns the losses.
 
-    The groups keep their own learning rates, which :func:`lmlab.train.train` (one rate for all) cannot; with
-    ``groups=None`` every trainable parameter gets ``lr``. Batches come from ``batches(step)`` as in
-    :func:`lmlab.train.train` and are moved to the model's device.
+    A thin caller of :func:`lmlab.train.train` with ``optimizer="adam"`` (PyTorch's defaults), a constant rate, no
+    gradient clipping, the model's mode left as it is and no progress bar. Each group keeps its own ``"lr"`` (a
+    group without one gets ``lr``); with ``groups=None`` every trainable parameter gets ``lr``. Batches come from
+    ``batches(step)`` and are moved to the model's device.
+
+    Raises:
+        TypeError: ``groups`` is not an iterable of dicts; ``steps`` is not an int.
+        ValueError: ``steps < 1``, ``lr <= 0``, a group without ``"params"``, or nothing to train.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if groups is None:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    opt = torch.optim.Adam(list(groups))
-    device = next(model.parameters()).device
-    losses = []
-    for step in range(steps):
-        batch = tuple(t.to(device) for t in batches(step))
-        loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return losses
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    if groups is not None:
+        if isinstance(groups, (dict, Tensor)) or not isinstance(groups, Iterable):
+            raise TypeError(f"groups must be an iterable of parameter groups (dicts), got {type(groups).__name__}")
+        groups = list(groups)
+        for i, g in enumerate(groups):
+            if not isinstance(g, dict):
+                raise TypeError(f"groups[{i}] must be a dict with 'params', got {type(g).__name__}")
+            if "params" not in g:
+                raise ValueError(f"groups[{i}] has no 'params'")
+    return train(
+        model,
+        batches,
+        steps=steps,
+        lr=lr,
+        optimizer="adam",
+        grad_clip=None,
+        loss_fn=loss_fn,
+        params=groups,
+        mode="keep",
+        progress=False,
+    )
 
 
 def weight_gradients(

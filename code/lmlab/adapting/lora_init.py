@@ -26,6 +26,8 @@ import math
 import torch
 from torch import Tensor
 
+from lmlab.core.checks import check_float, check_generator, check_int, check_str, check_tensor
+
 __all__ = ["INITS", "SCALINGS", "check_rank", "init_factors", "lora_scale"]
 
 INITS = ("standard", "zero", "xavier", "pissa", "lora-ga")
@@ -34,6 +36,8 @@ SCALINGS = ("lora", "rslora")
 
 def check_rank(rank: object, m: int, l: int) -> int:
     """``rank`` as an int in [1, min(m, l)], else ValueError/TypeError naming the allowed range."""
+    check_int("m", m, 1)
+    check_int("l", l, 1)
     if isinstance(rank, bool) or not isinstance(rank, int):
         raise TypeError(f"rank must be an int, got {type(rank).__name__}")
     if not 1 <= rank <= min(m, l):
@@ -47,10 +51,9 @@ def lora_scale(alpha: float, rank: int, rule: str = "lora") -> float:
     Raises:
         ValueError: ``alpha`` not a positive finite number, ``rank`` < 1, or ``rule`` not in ``SCALINGS``.
     """
-    if not (isinstance(alpha, (int, float)) and alpha > 0 and math.isfinite(alpha)):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+    check_float("alpha", alpha, 0.0, strict=True)
+    check_int("rank", rank, 1)
+    check_str("rule", rule)
     if rule == "lora":
         return float(alpha) / rank
     if rule == "rslora":
@@ -86,12 +89,16 @@ def init_factors(
     Raises:
         ValueError: unknown init (the known ones are listed), rank out of range, a missing or misshapen grad.
     """
+    check_str("init", init)
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; known inits: {', '.join(INITS)}")
-    if W0.dim() != 2:
-        raise ValueError(f"W0 must be a matrix (m, l), got shape {tuple(W0.shape)}")
-    if not (isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale)):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    check_tensor("W0", W0, 2, floating=True)
+    scale = check_float("scale", scale, 0.0, strict=True)
+    gamma = check_float("gamma", gamma, 0.0, strict=True)
+    if generator is not None:
+        generator = check_generator(generator)
+    if grad is not None:
+        check_tensor("grad", grad, 2)
     m, l = W0.shape
     k = check_rank(rank, m, l)
     kw = {"dtype": W0.dtype}

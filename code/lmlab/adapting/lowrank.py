@@ -7,14 +7,14 @@ Delta, and by Eckart and Young (1936) no rank-k adapter gets below
 
     floor(k) = sum_{i > k} sigma_i^2.
 
-:func:`fit_lowrank` trains C independent adapters side by side (one batched tensor, Adam written out by hand with
-its gradients 2 s R B^T and 2 s A^T R, R = s A B - target), so that sweeps over rank, learning rate, LoRA+ ratio
-and scale cost one run; ``tests/test_lora.py`` checks it against ``torch.optim.Adam`` on a :class:`LoRALinear`.
+:func:`fit_lowrank` trains C independent adapters side by side (one batched tensor, the gradients 2 s R B^T and
+2 s A^T R, R = s A B - target, written by hand, and the batched Adam step of :mod:`lmlab.core.optim`), so that
+sweeps over rank, learning rate, LoRA+ ratio and scale cost one run; ``tests/test_lora.py`` checks it against
+``torch.optim.Adam`` on a :class:`LoRALinear`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lmlab.adapting.lora_init import init_factors
 from lmlab.core.checks import check_int, check_tensor
+from lmlab.core.optim import adam_state, adam_step, cosine_schedule
 
 __all__ = ["FitResult", "eckart_young_floor", "fit_lowrank", "planted_update", "random_orthonormal"]
 
@@ -146,21 +147,16 @@ def fit_lowrank(
         A[c, :, :k], B[c, :k] = a, b
         T[c] = W_star - frozen
     s = scales.to(delta)[:, None, None]
-    lr_a = (lrs * ratios).to(delta)[:, None, None]
-    lr_b = lrs.to(delta)[:, None, None]
-    state = [torch.zeros_like(A), torch.zeros_like(A), torch.zeros_like(B), torch.zeros_like(B)]
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    lr_a, lr_b = (lrs * ratios).to(delta), lrs.to(delta)
+    state_a, state_b = adam_state([A]), adam_state([B])
     losses = []
     for t in range(1, steps + 1):
         R = s * (A @ B) - T
         losses.append((R**2).sum((1, 2)))
         gA = 2 * s * (R @ B.transpose(1, 2))
         gB = 2 * s * (A.transpose(1, 2) @ R)
-        decay = 0.5 * (1 + math.cos(math.pi * (t - 1) / steps)) if cosine else 1.0
-        for p, g, mom, var, rate in ((A, gA, state[0], state[1], lr_a), (B, gB, state[2], state[3], lr_b)):
-            mom.mul_(b1).add_(g, alpha=1 - b1)
-            var.mul_(b2).addcmul_(g, g, value=1 - b2)
-            step = (mom / (1 - b1**t)) / ((var / (1 - b2**t)).sqrt() + eps)
-            p.sub_(decay * rate * step)
+        decay = cosine_schedule(t - 1, steps) if cosine else 1.0
+        adam_step([A], [gA], state_a, decay * lr_a, t)  # lr (C,): one rate per run
+        adam_step([B], [gB], state_b, decay * lr_b, t)
     losses.append(((s * (A @ B) - T) ** 2).sum((1, 2)))
     return FitResult(torch.stack(losses), A, B, T)

@@ -12,6 +12,12 @@ derivatives, Reptile moves ``phi`` towards the adapted prompt (Nichol et al. 201
 homework's list: :func:`adapt_toward` adapts with a penalty ``lam * ||w - anchor||^2`` that keeps the prompt near a
 hard prompt (``lam`` chosen on training tasks with :func:`choose_lambda`), and :func:`library_start` picks, from a
 library of starts, the one with the lowest support loss.
+
+The tuners with Adam (:func:`tune_prompt`, :func:`tune_prompts`, :func:`finetune`) are thin callers of
+:func:`lmlab.train.train`. :func:`adapt` keeps its own loop: it is the functional inner loop of MAML (with
+``create_graph`` the adapted prompt stays differentiable in the start, which no optimizer's in-place step allows),
+and the MAML and Reptile outer updates are not loss minimisations that ``train`` could run (first-order MAML uses
+the query gradient at the adapted prompt; Reptile moves towards the adapted prompts).
 """
 
 from __future__ import annotations
@@ -24,32 +30,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lmlab.adapting.prompting import prompted_logits
-from lmlab.core.checks import check_float, check_generator, check_int
+from lmlab.core.checks import check_float, check_generator, check_int, check_tensor
 from lmlab.core.model import TinyTransformer
 from lmlab.core.runtime import generator as _generator
+from lmlab.core.train import train
 
 __all__ = [
-    "adapt",
-    "adapt_toward",
-    "adaptation_curve",
-    "choose_lambda",
-    "finetune",
-    "hard_prompt",
-    "library_start",
-    "maml",
-    "mean_adaptation_curve",
-    "pair_accuracy",
-    "pairs_accuracy",
-    "pair_loss",
-    "reptile",
-    "sample_pairs",
-    "support_losses",
-    "tag_mean",
-    "token_search",
-    "tune_prompt",
-    "tune_prompts",
+    # pairs of a task and the prompt's loss and accuracy on them
+    "hard_prompt", "pair_accuracy", "pair_loss", "pairs_accuracy", "sample_pairs", "tag_mean", "token_search",
     "unseen",
-]
+    # adapting a start to a task; learning the start
+    "adapt", "adapt_toward", "choose_lambda", "library_start", "maml", "reptile", "support_losses",
+    # tuning with Adam (lmlab.train.train) and measuring adaptation
+    "adaptation_curve", "finetune", "mean_adaptation_curve", "tune_prompt", "tune_prompts",
+]  # fmt: skip
 
 
 def pair_loss(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor) -> Tensor:
@@ -61,9 +55,8 @@ def pair_loss(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor) -> T
 @torch.no_grad()
 def pair_accuracy(model: TinyTransformer, prompt: Tensor, k: int, p: int) -> float:
     """Fraction of the ``p`` inputs ``x = 0 .. p-1`` whose greedy answer behind ``prompt`` is ``(x + k) mod p``."""
-    x = torch.arange(p, device=model.device)
-    pred = prompted_logits(model, prompt, x[:, None])[:, -1].argmax(-1)
-    return float((pred == (x + k) % p).float().mean())
+    x = torch.arange(p)
+    return pairs_accuracy(model, prompt, x, (x + k) % p)
 
 
 @torch.no_grad()
@@ -76,10 +69,15 @@ def pairs_accuracy(model: TinyTransformer, prompt: Tensor, x: Tensor, y: Tensor)
 def _check_tasks(tasks: Sequence[int], p: int) -> list[int]:
     """``p`` an int >= 2 and ``tasks`` a non-empty sequence of ints >= 0 (names as the caller writes them)."""
     check_int("p", p, 2)
-    ks = _as_list("tasks", tasks)
-    if not ks:
-        raise ValueError("tasks must hold at least one task (a shift k)")
-    return [check_int("tasks", k, 0) for k in ks]
+    return _ints("tasks", tasks, "task (a shift k)")
+
+
+def _ints(name: str, values: object, what: str) -> list[int]:
+    """``values`` as a non-empty list of ints >= 0 (tasks, seeds)."""
+    vals = _as_list(name, values)
+    if not vals:
+        raise ValueError(f"{name} must hold at least one {what}")
+    return [check_int(name, v, 0) for v in vals]
 
 
 def _as_list(name: str, values: object) -> list:
@@ -91,14 +89,6 @@ def _as_list(name: str, values: object) -> list:
 def _check_support(n_support: int, p: int, name: str = "n_support") -> int:
     """The size of a support set: distinct inputs, so an int in [1, p]."""
     return check_int(name, n_support, 1, p)
-
-
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    """A non-empty sequence of int seeds >= 0."""
-    vals = _as_list("seeds", seeds)
-    if not vals:
-        raise ValueError("seeds must hold at least one seed")
-    return [check_int("seeds", s, 0) for s in vals]
 
 
 def sample_pairs(k: int, p: int, n: int, generator: torch.Generator, *, replace: bool = False) -> tuple[Tensor, Tensor]:
@@ -345,21 +335,10 @@ def tune_prompts(
     lr: float = 0.05,
 ) -> Tensor:
     """One prompt per task, tuned with Adam from ``start`` on all ``p`` pairs of the task (plenty of data):
-    ``(len(tasks), P, d_model)``."""
-    check_int("steps", steps, 1)
-    check_float("lr", lr, 0.0, strict=True)
+    ``(len(tasks), P, d_model)``. Each is :func:`tune_prompt` on the support ``(x, (x + k) mod p)``, ``x = 0..p-1``."""
     tasks = _check_tasks(tasks, p)
     x = torch.arange(p)
-    out = []
-    for k in tasks:
-        w = start.detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            pair_loss(model, w, x, (x + k) % p).backward()
-            opt.step()
-        out.append(w.detach())
-    return torch.stack(out)
+    return torch.stack([tune_prompt(model, start, (x, (x + k) % p), steps=steps, lr=lr) for k in tasks])
 
 
 Start = Tensor | Callable[[tuple[Tensor, Tensor]], Tensor]
@@ -412,20 +391,24 @@ def adaptation_curve(
     return curve
 
 
+def _tune(
+    model: TinyTransformer, start: Tensor, support: tuple[Tensor, Tensor], steps: int, lr: float, weights: tuple = ()
+) -> Tensor:
+    """A prompt tuned from ``start`` (with the model's ``weights``, if any) by Adam for ``steps`` steps on the pair
+    loss of ``support``: :func:`lmlab.train.train` with a constant rate, no clipping, the model's mode kept."""
+    w = check_tensor("start", start, 2, floating=True).detach().clone().requires_grad_(True)
+    loss_fn = lambda m, batch: pair_loss(m, w, *batch)  # noqa: E731
+    opts = {"optimizer": "adam", "grad_clip": None, "mode": "keep", "progress": False}
+    train(model, lambda step: support, steps=steps, lr=lr, loss_fn=loss_fn, params=[*weights, w], **opts)
+    return w.detach()
+
+
 def tune_prompt(
     model: TinyTransformer, start: Tensor, support: tuple[Tensor, Tensor], *, steps: int = 150, lr: float = 0.05
 ) -> Tensor:
-    """A prompt ``(P, d_model)`` tuned with Adam from ``start`` on the pairs ``support``; the model is untouched."""
-    check_int("steps", steps, 1)
-    check_float("lr", lr, 0.0, strict=True)
-    x, y = support
-    w = start.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        pair_loss(model, w, x, y).backward()
-        opt.step()
-    return w.detach()
+    """A prompt ``(P, d_model)`` tuned with Adam from ``start`` on the pairs ``support``; the model is untouched.
+    (``steps`` >= 1 and ``lr`` > 0 are checked by :func:`lmlab.train.train` before any work.)"""
+    return _tune(model, start, support, steps, lr)
 
 
 def finetune(
@@ -443,16 +426,10 @@ def finetune(
     tuned = copy.deepcopy(model)
     for q in tuned.parameters():
         q.requires_grad_(True)
-    x, y = support
-    w = start.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([*tuned.parameters(), w], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        pair_loss(tuned, w, x, y).backward()
-        opt.step()
+    w = _tune(tuned, start, support, steps, lr, tuple(tuned.parameters()))
     for q in tuned.parameters():
         q.requires_grad_(False)
-    return tuned.eval(), w.detach()
+    return tuned.eval(), w
 
 
 def mean_adaptation_curve(
@@ -469,13 +446,10 @@ def mean_adaptation_curve(
     lam: float = 0.0,
 ) -> Tensor:
     """:func:`adaptation_curve` (accuracy on unseen inputs) averaged over ``tasks`` and ``seeds`` (each seed draws
-    new support sets): a tensor ``(steps + 1,)``."""
+    new support sets): a tensor ``(steps + 1,)``. The first :func:`adaptation_curve` checks the other arguments."""
     tasks = _check_tasks(tasks, p)
-    seeds = _check_seeds(seeds)
+    seeds = _ints("seeds", seeds, "seed")
     check_int("steps", steps, 0)
-    check_float("lr", lr, 0.0, strict=True)
-    _check_support(n_support, p)
-    lam = check_float("lam", lam, 0.0)
     total = torch.zeros(steps + 1)
     for s in seeds:
         g = _generator(int(s))
@@ -502,15 +476,11 @@ def choose_lambda(
 ) -> tuple[float, dict[float, float]]:
     """Tune the penalty of :func:`adapt_toward` on the (training) ``tasks``: the ``lam`` of the grid ``lams`` whose
     mean accuracy on unseen inputs after ``steps`` steps (:func:`mean_adaptation_curve`) is highest (the first of
-    the grid on a tie). Returns ``(best lam, {lam: accuracy})``."""
+    the grid on a tie). Returns ``(best lam, {lam: accuracy})``. The other arguments are checked, before any work,
+    by :func:`mean_adaptation_curve`."""
     grid = [check_float("lams", lam, 0.0) for lam in _as_list("lams", lams)]
     if not grid:
         raise ValueError("lams must hold at least one value")
-    tasks = _check_tasks(tasks, p)
-    seeds = _check_seeds(seeds)
-    check_int("steps", steps, 0)
-    check_float("lr", lr, 0.0, strict=True)
-    _check_support(n_support, p)
     scores: dict[float, float] = {}
     for lam in grid:
         c = mean_adaptation_curve(

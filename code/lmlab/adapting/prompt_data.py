@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lmlab.adapting.arithmetic import ArithmeticTask, Problem
 from lmlab.adapting.modular import ModularAddition
-from lmlab.core.checks import check_float, check_int
+from lmlab.core.checks import check_float, check_instance, check_int
 from lmlab.core.runtime import draw_seed as _draw_seed
 from lmlab.core.runtime import generator as _generator
 from lmlab.core.tasks import seeded_batches
@@ -37,6 +37,7 @@ QUICK = "Quick"
 
 def terse_solution(problem: Problem) -> str:
     """The terse style of a problem's solution: ``" {answer}\\n"`` (no chain of thought, no "Final answer:")."""
+    check_instance("problem", problem, Problem)
     return f" {problem.answer}\n"
 
 

@@ -6,6 +6,15 @@ the positions ``P, P + 1, ...`` that they would have after a ``P``-token hard pr
 with :meth:`SoftPrompt.from_tokens` computes exactly what that hard prompt computes.
 
 Positions follow the homework: the sequence is numbered 1..n, output position ``i`` predicts input token ``i + 1``.
+
+:func:`complete` (greedy decoding up to the first newline) and :func:`accuracy` (exact answers) are the one
+completion and scoring routine for the character-level arithmetic models, with or without a prompt. The BOS
+convention: a question is encoded as ``tokenizer.encode(question, bos=bos)`` and put after the prompt, so the
+sequence is ``[prompt][BOS][question]`` with ``bos=True`` and ``[prompt][question]`` with ``bos=False`` (the
+default). Pass the convention the model was trained with: ``"arithmetic-cot"``
+(:class:`~lmlab.arithmetic.ArithmeticTask` puts BOS in front of every document) needs ``bos=True``;
+``"arithmetic-styles"`` and the soft prompts trained here (:func:`encode_problems`, no BOS: the prompt takes the
+start) use ``bos=False``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from torch import Tensor, nn
 from lmlab.adapting.arithmetic import CharTokenizer, Problem, parse_answer
 from lmlab.core.checks import check_float, check_int, check_tensor
 from lmlab.core.model import KVCache, TinyTransformer
-from lmlab.core.train import masked_cross_entropy
+from lmlab.core.train import masked_cross_entropy, train
 
 __all__ = [
     "Layout",
@@ -289,27 +298,37 @@ def train_prompt(
 ) -> list[float]:
     """Train ``prompt`` only (Adam, constant ``lr``) against the frozen ``model``; return the loss per step.
 
+    A thin caller of :func:`lmlab.train.train`: ``params`` is the prompt's weight, ``optimizer="adam"``
+    (PyTorch's defaults), no gradient clipping, the model left in its (eval) mode, no progress bar.
+
     Args:
         batches: ``step -> batch``; the batch is what ``loss_fn`` takes (default: :func:`encode_problems`'s).
         loss_fn: ``loss_fn(model, prompt, batch) -> scalar``.
 
     Raises:
+        TypeError: ``prompt`` is not a :class:`SoftPrompt` (an ``nn.Module``).
         ValueError: ``model`` has a parameter with ``requires_grad`` (call :func:`freeze` first), or the weights
             changed during training (they never should: only the prompt is given to the optimizer).
     """
     check_int("steps", steps, 1)
     check_float("lr", lr, 0.0, strict=True)
+    if not isinstance(prompt, nn.Module):
+        raise TypeError(f"prompt must be a SoftPrompt (an nn.Module), got {type(prompt).__name__}")
     if any(p.requires_grad for p in model.parameters()):
         raise ValueError("the model must be frozen (lmlab.prompting.freeze(model)) before training a prompt")
     before = state_digest(model)
-    opt = torch.optim.Adam(prompt.parameters(), lr=lr)
-    losses = []
-    for step in range(steps):
-        loss = loss_fn(model, prompt, batches(step))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = train(
+        model,
+        batches,
+        steps=steps,
+        lr=lr,
+        optimizer="adam",
+        grad_clip=None,
+        loss_fn=lambda m, batch: loss_fn(m, prompt, batch),
+        params=list(prompt.parameters()),
+        mode="keep",
+        progress=False,
+    )
     if state_digest(model) != before:
         raise ValueError("the frozen model's weights changed while training the prompt")
     return losses
@@ -346,12 +365,28 @@ def complete(
     tokenizer: CharTokenizer,
     *,
     max_new_tokens: int = 64,
+    bos: bool = False,
 ) -> list[str]:
     """Greedy completions of ``questions`` behind ``prompt``, up to and including the first newline.
 
-    The prompt's keys and values come from :func:`prefix_cache` (computed once per group of equal-length
-    questions); the rest is decoded one token at a time with ``model.forward_kv``. ``questions`` is a list of
-    strings; a single string raises ``TypeError`` (wrap it in a list).
+    Each sequence is ``[prompt][BOS][question]`` with ``bos=True``, ``[prompt][question]`` with ``bos=False`` (the
+    module's BOS convention: use the one the model was trained with). The prompt's keys and values come from
+    :func:`prefix_cache` (computed once per group of equal-length questions); the rest is decoded one token at a time
+    with ``model.forward_kv``, equal to ``model.generate`` without a prompt.
+
+    Args:
+        prompt: a :class:`SoftPrompt`, a tensor ``(P, d_model)`` or ``None`` (no prompt).
+        questions: a list of strings; a single string raises ``TypeError`` (wrap it in a list).
+        tokenizer: the model's :class:`~lmlab.arithmetic.CharTokenizer`.
+        max_new_tokens: at most this many tokens per completion (also capped by the context length).
+        bos: put ``BOS`` in front of each question.
+
+    Returns:
+        The generated text after each question, up to and including the first ``"\\n"`` (if one was produced).
+
+    Raises:
+        TypeError: ``questions`` is not a list of strings; ``bos`` is not a bool.
+        ValueError: ``max_new_tokens < 1``; a question that fills the context.
     """
     if isinstance(questions, (str, bytes)) or not hasattr(questions, "__iter__"):
         got = (
@@ -363,9 +398,11 @@ def complete(
         if not isinstance(q, str):
             raise TypeError(f"questions[{i}] must be a str, got {type(q).__name__}")
     check_int("max_new_tokens", max_new_tokens, 1)
+    if not isinstance(bos, bool):
+        raise TypeError(f"bos must be a bool, got {type(bos).__name__}")
     P = _n_prompt(prompt)
     groups: dict[int, list[int]] = {}
-    encoded = [tokenizer.encode(q) for q in questions]
+    encoded = [tokenizer.encode(q, bos=bos) for q in questions]
     for i, ids in enumerate(encoded):
         if P + len(ids) >= model.cfg.n_ctx:
             raise ValueError(f"question {i}: {P} prompt + {len(ids)} tokens fill the context n_ctx={model.cfg.n_ctx}")
@@ -400,12 +437,18 @@ def accuracy(
     tokenizer: CharTokenizer,
     *,
     prefix: str = "",
+    bos: bool = False,
 ) -> float:
-    """Exact-answer accuracy: the fraction of ``problems`` whose greedy completion behind ``prompt`` (and the
-    text ``prefix``, a hard prompt, in front of each question) parses with the ``"Final answer:"`` parser
-    (:func:`~lmlab.arithmetic.parse_answer`) to the right answer."""
+    """Exact-answer accuracy: the fraction of ``problems`` whose greedy completion (:func:`complete`) behind
+    ``prompt`` (and the text ``prefix``, a hard prompt, in front of each question; after BOS with ``bos=True``)
+    parses with the ``"Final answer:"`` parser (:func:`~lmlab.arithmetic.parse_answer`) to the right answer. A
+    completion that does not parse counts as wrong. ``accuracy(model, None, task.heldout, task.tokenizer,
+    bos=True)`` scores the ``"arithmetic-cot"`` model."""
     if len(problems) == 0:
         raise ValueError("problems must hold at least one Problem")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
     longest = max(len(p.solution) for p in problems) + 4
-    texts = complete(model, prompt, [prefix + p.question for p in problems], tokenizer, max_new_tokens=longest)
+    questions = [prefix + p.question for p in problems]
+    texts = complete(model, prompt, questions, tokenizer, max_new_tokens=longest, bos=bos)
     return sum(parse_answer(t) == p.answer for t, p in zip(texts, problems)) / len(problems)

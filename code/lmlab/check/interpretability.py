@@ -30,7 +30,7 @@ from torch import Tensor
 from lmlab import lab_induction as lab
 from lmlab.check._core import Case, describe, difference, run_check
 from lmlab.core.runtime import generator
-from lmlab.inside.induction import single_head
+from lmlab.inside.circuits import circuit_attention
 
 __all__ = ["attention_head", "copying_head", "embed", "induction_logits", "previous_token_head"]
 
@@ -155,14 +155,12 @@ class _Behaviour(Case):
 
 
 def _run_heads(X: Tensor, W_QK: Tensor, W_OV: Tensor) -> tuple[Tensor, Tensor]:
-    """The lab's head on a batch ``X`` (``batch x d x n``), through the book's :func:`~lmlab.induction.single_head`.
+    """The lab's head on a batch ``X`` (``batch x d x n``): the book's :func:`~lmlab.circuits.circuit_attention`.
 
-    ``single_head`` with ``W_Q = W_QK^T`` and ``W_K = W_V = W_O = I`` scores ``x_i^T W_QK x_j`` and returns
-    ``X A^T``; ``W_OV`` is applied after. Returns ``(out, A)``: ``(batch, d_out, n)`` and ``(batch, n, n)``.
+    Scores ``x_i^T W_QK x_j`` (scale 1, the lab's convention), causal mask, output ``W_OV X A^T``. Returns
+    ``(out, A)``: ``(batch, d_out, n)`` and ``(batch, n, n)``.
     """
-    eye = torch.eye(X.shape[1], dtype=X.dtype)
-    mixed, A = single_head(X, W_QK.T, eye, eye, eye, scale=1.0, return_pattern=True)
-    return W_OV @ mixed, A
+    return circuit_attention(X, W_QK, W_OV, scale=1.0, causal=True)
 
 
 def _embeddings(sequences: Sequence[tuple[int, ...]]) -> Tensor:

@@ -44,138 +44,31 @@ from torch import Tensor, nn
 
 from lmlab import lab_quantization as lab
 from lmlab.check._core import Case, describe, difference, run_check
+from lmlab.check._quantization_cases import (
+    ATOL,
+    LAB_FC_BIAS,
+    LAB_FC_INPUT,
+    LAB_TENSOR,
+    RTOL,
+    _bn,
+    _codes_compare,
+    _codes_difference,
+    _conv,
+    _lab_fc,
+    _python_number,
+    _randint,
+    _randn,
+    _tuple,
+)
+from lmlab.check.kmeans import k_means_quantize as k_means_quantize  # re-exported
 from lmlab.core.runtime import generator
 
-__all__ = [
-    "fuse_conv_bn",
-    "get_quantization_scale_and_zero_point",
-    "get_quantization_scale_for_weight",
-    "get_quantized_range",
-    "k_means_quantize",
-    "linear_quantize",
-    "linear_quantize_bias_per_output_channel",
-    "linear_quantize_feature",
-    "linear_quantize_weight_per_channel",
-    "quantized_conv2d",
-    "quantized_linear",
-    "shift_quantized_conv2d_bias",
-    "shift_quantized_linear_bias",
-]
-
-RTOL, ATOL = 1e-5, 1e-6
-KMEANS_SSE_FACTOR = 5.0
-"""A k-means answer's squared error may be at most this factor above the book's: Lloyd's algorithm from random seeds
-(the lab's fast_pytorch_kmeans) stops in local minima up to about 3.6 times worse on these cases."""
-KMEANS_SLACK = 0.03
-"""Tolerance of the k-means properties, as a fraction of the tensor's range (a Lloyd loop stopped by a tolerance,
-as ``fast_pytorch_kmeans`` stops, leaves its centroids that close to a fixed point)."""
+__all__ = list(lab.LAB_FUNCTIONS)  # one check per function the lab asks for
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _randn(seed: int, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=generator(seed)) * scale
-
-
-def _randint(seed: int, low: int, high: int, *shape: int, dtype: torch.dtype = torch.int8) -> Tensor:
-    return torch.randint(low, high + 1, shape, generator=generator(seed)).to(dtype)
-
-
-def _near_half(pre: Tensor) -> Tensor:
-    """Where a real value is within rounding error (float32 or float64) of a half-integer."""
-    return (pre - pre.floor() - 0.5).abs() <= 1e-4 + 1e-6 * pre.abs()
-
-
-def _codes_difference(expected: Tensor, got: Any, pre: Tensor, where: str) -> str | None:
-    """Integer codes: the exact dtype, then every entry, except a neighbour where ``pre`` (the real value before
-    rounding) lies at a half."""
-    if isinstance(got, Tensor) and tuple(got.shape) == tuple(expected.shape):
-        if got.dtype != expected.dtype:
-            return f"{where} should be {str(expected.dtype).removeprefix('torch.')} codes, got {got.dtype}"
-        gap = (got.detach().cpu().long() - expected.long()).abs()
-        pre = pre.detach().cpu().double().expand(expected.shape)
-        got = torch.where((gap == 1) & _near_half(pre), expected, got.detach().cpu())
-    return difference(expected, got, rtol=0, atol=0, where=where)
-
-
-def _python_number(got: Any, kind: type, what: str) -> str | None:
-    if isinstance(got, bool) or not isinstance(got, kind):
-        hint = "float(...)" if kind is float else "int(...)"
-        return f"{what} should be a Python {kind.__name__} (the lab asserts it; use {hint}), got {describe(got)}"
-    return None
-
-
-def _tuple(got: Any, n: int, what: str) -> str | None:
-    if not isinstance(got, (tuple, list)) or len(got) != n:
-        return f"the result should be {what}, got {describe(got)}"
-    return None
-
-
-@torch.no_grad()
-def _filled(module: nn.Module, seed: int) -> nn.Module:
-    """``module`` with every floating-point tensor drawn from ``generator(seed)`` (variances positive)."""
-    g = generator(seed)
-    for name, t in module.state_dict().items():
-        if not t.is_floating_point():
-            continue
-        if name.endswith("running_var") or (isinstance(module, nn.BatchNorm2d) and name == "weight"):
-            t.copy_(0.5 + torch.rand(t.shape, generator=g))
-        else:
-            t.copy_(0.5 * torch.randn(t.shape, generator=g))
-    return module
-
-
-def _conv(seed: int, c_in: int, c_out: int, k: int, **kw: Any) -> nn.Conv2d:
-    with torch.random.fork_rng(devices=[]):  # leave the notebook's global random state as it was
-        conv = nn.Conv2d(c_in, c_out, k, bias=False, **kw)
-    return _filled(conv, seed)
-
-
-def _bn(seed: int, c: int, eps: float = 1e-5) -> nn.BatchNorm2d:
-    return _filled(nn.BatchNorm2d(c, eps=eps).eval(), seed)
-
-
-# the lab's own test data (test_linear_quantize, test_quantized_fc)
-LAB_TENSOR = torch.tensor(
-    [
-        [0.0523, 0.6364, -0.0968, -0.0020, 0.1940],
-        [0.7500, 0.5507, 0.6188, -0.1734, 0.4677],
-        [-0.0669, 0.3836, 0.4297, 0.6267, -0.0695],
-        [0.1536, -0.0038, 0.6075, 0.6817, 0.0601],
-        [0.6446, -0.2500, 0.5376, -0.2226, 0.2333],
-    ]
-)
-LAB_FC_INPUT = torch.tensor(
-    [
-        [0.6118, 0.7288, 0.8511, 0.2849, 0.8427, 0.7435, 0.4014, 0.2794],
-        [0.3676, 0.2426, 0.1612, 0.7684, 0.6038, 0.0400, 0.2240, 0.4237],
-        [0.6565, 0.6878, 0.4670, 0.3470, 0.2281, 0.8074, 0.0178, 0.3999],
-        [0.1863, 0.3567, 0.6104, 0.0497, 0.0577, 0.2990, 0.6687, 0.8626],
-    ]
-)
-LAB_FC_WEIGHT = torch.tensor(
-    [
-        [1.2626e-01, -1.4752e-01, 8.1910e-02, 2.4982e-01, -1.0495e-01, -1.9227e-01, -1.8550e-01, -1.5700e-01],
-        [2.7624e-01, -4.3835e-01, 5.1010e-02, -1.2020e-01, -2.0344e-01, 1.0202e-01, -2.0799e-01, 2.4112e-01],
-        [-3.8216e-01, -2.8047e-01, 8.5238e-02, -4.2504e-01, -2.0952e-01, 3.2018e-01, -3.3619e-01, 2.0219e-01],
-        [8.9233e-02, -1.0124e-01, 1.1467e-01, 2.0091e-01, 1.1438e-01, -4.2427e-01, 1.0178e-01, -3.0941e-04],
-        [-1.8837e-02, -2.1256e-01, -4.5285e-01, 2.0949e-01, -3.8684e-01, -1.7100e-01, -4.5331e-01, -2.0433e-01],
-        [-2.0038e-01, -5.3757e-02, 1.8997e-01, -3.6866e-01, 5.5484e-02, 1.5643e-01, -2.3538e-01, 2.1103e-01],
-        [-2.6875e-01, 2.4984e-01, -2.3514e-01, 2.5527e-01, 2.0322e-01, 3.7675e-01, 6.1563e-02, 1.7201e-01],
-        [3.3541e-01, -3.3555e-01, -4.3349e-01, 4.3043e-01, -2.0498e-01, -1.8366e-01, -9.1553e-02, -4.1168e-01],
-    ]
-)
-LAB_FC_BIAS = torch.tensor([0.1954, -0.2756, 0.3113, 0.1149, 0.4274, 0.2429, -0.1721, -0.2502])
-
-
-def _lab_fc(bits: int = 2) -> dict[str, Any]:
-    """The quantized layer of the lab's ``test_quantized_fc``, built with the book's functions."""
-    q_w, s_w, _ = lab.linear_quantize_weight_per_channel(LAB_FC_WEIGHT, bits)
-    q_x, s_x, z_x = lab.linear_quantize_feature(LAB_FC_INPUT, bits)
-    q_b, _, _ = lab.linear_quantize_bias_per_output_channel(LAB_FC_BIAS, s_w, s_x)
-    _, s_y, z_y = lab.linear_quantize_feature(F.linear(LAB_FC_INPUT, LAB_FC_WEIGHT, LAB_FC_BIAS), bits)
-    return {"q_w": q_w, "s_w": s_w, "q_x": q_x, "s_x": s_x, "z_x": z_x, "q_b": q_b, "s_y": s_y, "z_y": z_y}
+def _run(name: str, student: Callable[..., Any], cases: list[Case], **kw: Any) -> None:
+    """Run the check ``name`` against the lab function of the same name in :mod:`lmlab.lab_quantization`."""
+    run_check(name, student, getattr(lab, name), cases, **kw)
 
 
 # ---------------------------------------------------------------------------------------------- ranges and scales
@@ -184,14 +77,7 @@ def _lab_fc(bits: int = 2) -> dict[str, Any]:
 def get_quantized_range(student: Callable[[int], tuple[int, int]]) -> None:
     """Check ``get_quantized_range(bitwidth) -> (q_min, q_max)``."""
     cases = [Case(f"{b} bits", (b,)) for b in (8, 4, 2, 1, 32, 3, 5, 16)]
-    run_check("get_quantized_range", student, lab.get_quantized_range, cases)
-
-
-def _codes_compare(pre: Callable[[Case], Tensor]) -> Callable[[Any, Any, Case], str | None]:
-    def compare(expected: Tensor, got: Any, case: Case) -> str | None:
-        return _codes_difference(expected, got, pre(case), "the codes")
-
-    return compare
+    _run("get_quantized_range", student, cases)
 
 
 def _pre_quantize(case: Case) -> Tensor:
@@ -217,7 +103,7 @@ def linear_quantize(student: Callable[..., Tensor]) -> None:
         Case("random, 4 bits, zero point 3", (_randn(9804, 5, 5), 4, 0.2, 3)),
         Case("random, 8 bits, zero point -7", (rand8, 8, float(rand8.abs().max()) / 110, -7)),
     ]
-    run_check("linear_quantize", student, lab.linear_quantize, cases, compare=_codes_compare(_pre_quantize))
+    _run("linear_quantize", student, cases, compare=_codes_compare(_pre_quantize))
 
 
 def _scale_zero_compare(expected: tuple[float, int], got: Any, case: Case) -> str | None:
@@ -245,13 +131,7 @@ def get_quantization_scale_and_zero_point(student: Callable[[Tensor, int], tuple
         Case("random, 8 bits", (_randn(9904, 50, scale=2.0) + 0.3, 8)),
         Case("random, 4 bits", (_randn(9905, 3, 7), 4)),
     ]
-    run_check(
-        "get_quantization_scale_and_zero_point",
-        student,
-        lab.get_quantization_scale_and_zero_point,
-        cases,
-        compare=_scale_zero_compare,
-    )
+    _run("get_quantization_scale_and_zero_point", student, cases, compare=_scale_zero_compare)
 
 
 def _feature_compare(expected: tuple[Tensor, float, int], got: Any, case: Case) -> str | None:
@@ -274,7 +154,7 @@ def linear_quantize_feature(student: Callable[[Tensor, int], tuple[Tensor, float
         Case("random, 4 bits", (_randn(10002, 3, 8, scale=0.7) + 0.2, 4)),
         Case("random, 3 bits", (_randn(10003, 10), 3)),
     ]
-    run_check("linear_quantize_feature", student, lab.linear_quantize_feature, cases, compare=_feature_compare)
+    _run("linear_quantize_feature", student, cases, compare=_feature_compare)
 
 
 def get_quantization_scale_for_weight(student: Callable[[Tensor, int], float]) -> None:
@@ -287,16 +167,27 @@ def get_quantization_scale_for_weight(student: Callable[[Tensor, int], float]) -
         Case("2 bits", (_randn(10102, 5), 2)),
         Case("random conv weight at 8 bits", (_randn(10103, 4, 2, 3, 3), 8)),
     ]
-    run_check("get_quantization_scale_for_weight", student, lab.get_quantization_scale_for_weight, cases, atol=0)
+    _run("get_quantization_scale_for_weight", student, cases, atol=0)
 
 
-def _weight_compare(expected: tuple[Tensor, Tensor, int], got: Any, case: Case) -> str | None:
-    found = _tuple(got, 3, "a triple (quantized tensor, scale, zero_point)")
-    found = found or difference(expected[1], got[1], rtol=RTOL, atol=0, where="the scale")
-    found = found or difference(expected[2], got[2], rtol=0, atol=0, where="the zero point")
-    if found:
-        return found
-    return _codes_difference(expected[0], got[0], case.args[0].double() / expected[1].double(), "the codes")
+def _scaled_codes_compare(noun: str, prefix: str) -> Callable[[Any, Any, Case], str | None]:
+    """Compare a triple ``(codes, scale, zero_point)``: ``noun`` names the codes (``"tensor"``, ``"bias"``),
+    ``prefix`` the parts (``""``, ``"bias "``)."""
+
+    def compare(expected: tuple[Tensor, Tensor, int], got: Any, case: Case) -> str | None:
+        found = _tuple(got, 3, f"a triple (quantized {noun}, {prefix}scale, zero_point)")
+        found = found or difference(expected[1], got[1], rtol=RTOL, atol=0, where=f"the {prefix}scale")
+        found = found or difference(expected[2], got[2], rtol=0, atol=0, where=f"the {prefix}zero point")
+        if found:
+            return found
+        pre = case.args[0].double() / expected[1].double()
+        return _codes_difference(expected[0], got[0], pre, f"the {prefix}codes")
+
+    return compare
+
+
+_weight_compare = _scaled_codes_compare("tensor", "")
+_bias_compare = _scaled_codes_compare("bias", "bias ")
 
 
 def linear_quantize_weight_per_channel(student: Callable[[Tensor, int], tuple[Tensor, Tensor, int]]) -> None:
@@ -311,22 +202,7 @@ def linear_quantize_weight_per_channel(student: Callable[[Tensor, int], tuple[Te
         Case("2 bits", (_randn(10203, 4, 5), 2)),
         Case("random conv weight (6, 4, 3, 3), 8 bits", (_randn(10204, 6, 4, 3, 3, scale=0.1), 8)),
     ]
-    run_check(
-        "linear_quantize_weight_per_channel",
-        student,
-        lab.linear_quantize_weight_per_channel,
-        cases,
-        compare=_weight_compare,
-    )
-
-
-def _bias_compare(expected: tuple[Tensor, Tensor, int], got: Any, case: Case) -> str | None:
-    found = _tuple(got, 3, "a triple (quantized bias, bias scale, zero_point)")
-    found = found or difference(expected[1], got[1], rtol=RTOL, atol=0, where="the bias scale")
-    found = found or difference(expected[2], got[2], rtol=0, atol=0, where="the bias zero point")
-    if found:
-        return found
-    return _codes_difference(expected[0], got[0], case.args[0].double() / expected[1].double(), "the bias codes")
+    _run("linear_quantize_weight_per_channel", student, cases, compare=_weight_compare)
 
 
 def linear_quantize_bias_per_output_channel(student: Callable[..., tuple[Tensor, Tensor, int]]) -> None:
@@ -339,13 +215,7 @@ def linear_quantize_bias_per_output_channel(student: Callable[..., tuple[Tensor,
         Case("a conv's weight scale (5, 1, 1, 1)", (_randn(10303, 5, scale=0.1), s_w8, 0.02)),
         Case("random linear layer", (_randn(10304, 7, scale=0.5), s_wr, 0.013)),
     ]
-    run_check(
-        "linear_quantize_bias_per_output_channel",
-        student,
-        lab.linear_quantize_bias_per_output_channel,
-        cases,
-        compare=_bias_compare,
-    )
+    _run("linear_quantize_bias_per_output_channel", student, cases, compare=_bias_compare)
 
 
 # ---------------------------------------------------------------------------------------------- integer layers
@@ -372,7 +242,7 @@ def shift_quantized_linear_bias(student: Callable[[Tensor, Tensor, int], Tensor]
             "random, zero point 37", (_randint(10404, -99, 99, 5, dtype=torch.int32), _randint(10405, -8, 7, 5, 9), 37)
         ),
     ]
-    run_check("shift_quantized_linear_bias", student, lab.shift_quantized_linear_bias, cases, compare=_int32_compare)
+    _run("shift_quantized_linear_bias", student, cases, compare=_int32_compare)
 
 
 def shift_quantized_conv2d_bias(student: Callable[[Tensor, Tensor, int], Tensor]) -> None:
@@ -399,7 +269,7 @@ def shift_quantized_conv2d_bias(student: Callable[[Tensor, Tensor, int], Tensor]
             (_randint(10505, -99, 99, 3, dtype=torch.int32), _randint(10506, -8, 7, 3, 5, 3, 3), -3),
         ),
     ]
-    run_check("shift_quantized_conv2d_bias", student, lab.shift_quantized_conv2d_bias, cases, compare=_int32_compare)
+    _run("shift_quantized_conv2d_bias", student, cases, compare=_int32_compare)
 
 
 def _multiplier(case: Case, dims: int) -> Tensor:
@@ -460,7 +330,7 @@ def quantized_linear(student: Callable[..., Tensor]) -> None:
         _layer_case("outputs beyond the range are clamped", 10609, (4, 12), (5, 12), 4, 1, 0, fill=1.5),
         _layer_case("random, 8 bits", 10613, (5, 16), (7, 16), 8, 12, -20),
     ]
-    run_check("quantized_linear", student, lab.quantized_linear, cases, compare=_codes_compare(_pre_linear))
+    _run("quantized_linear", student, cases, compare=_codes_compare(_pre_linear))
 
 
 def quantized_conv2d(student: Callable[..., Tensor]) -> None:
@@ -488,7 +358,7 @@ def quantized_conv2d(student: Callable[..., Tensor]) -> None:
             "random, 8 bits, uneven padding", 10717, (2, 3, 5, 6), (5, 3, 3, 3), 8, 20, -9, conv=(1, (1, 0, 2, 1), 1, 1)
         ),
     ]
-    run_check("quantized_conv2d", student, lab.quantized_conv2d, cases, compare=_codes_compare(_pre_conv))
+    _run("quantized_conv2d", student, cases, compare=_codes_compare(_pre_conv))
 
 
 def _conv_compare(expected: nn.Conv2d, got: Any, case: Case) -> str | None:
@@ -522,99 +392,4 @@ def fuse_conv_bn(student: Callable[[nn.Conv2d, nn.BatchNorm2d], nn.Conv2d]) -> N
         Case("stride 2, padding 1", (_conv(10805, 3, 4, 3, stride=2, padding=1), _bn(10806, 4))),
         Case("random 3x3 conv (4 -> 6)", (_conv(10807, 4, 6, 3, padding=1), _bn(10808, 6))),
     ]
-    run_check("fuse_conv_bn", student, lab.fuse_conv_bn, cases, compare=_conv_compare)
-
-
-# ---------------------------------------------------------------------------------------------- k-means
-
-
-def _with_tensor_after(fn: Any) -> Any:
-    if not callable(fn):
-        return fn
-
-    def wrapped(t: Tensor, *args: Any, **kwargs: Any) -> tuple[Any, Tensor]:
-        return fn(t, *args, **kwargs), t
-
-    return wrapped
-
-
-def _kmeans_compare(expected: tuple[Any, Tensor], got: Any, case: Case) -> str | None:
-    x = case.args[0].detach().double().reshape(-1)
-    bits = case.args[1] if len(case.args) > 1 else case.kwargs.get("bitwidth", 4)
-    k = 2**bits
-    book, after = got
-    found = _tuple(book, 2, "a codebook (centroids, labels)")
-    if found:
-        return found
-    centroids, labels = book
-    if not isinstance(centroids, Tensor) or centroids.dim() != 1 or not 1 <= centroids.numel() <= k:
-        return f"the centroids should be a 1-D tensor of at most 2**{bits} = {k} values, got {describe(centroids)}"
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.numel() != x.numel():
-        return f"the labels should be an integer tensor with one label per entry ({x.numel()}), got {describe(labels)}"
-    labels = labels.detach().reshape(-1).long()
-    if labels.min() < 0 or labels.max() >= centroids.numel():
-        return f"the labels should lie in [0, {centroids.numel() - 1}], got {int(labels.min())}..{int(labels.max())}"
-    c = centroids.detach().double()
-    decoded = c[labels]
-    found = difference(
-        decoded,
-        after.detach().double().reshape(-1),
-        rtol=1e-6,
-        atol=1e-7,
-        where="the tensor after the call (in place) vs centroids[labels]",
-    )
-    if found:
-        return found + " (write centroids[labels] into the tensor)"
-    distinct = after.unique().numel()
-    if distinct > k:
-        return f"the quantized tensor should hold at most 2**{bits} = {k} distinct values, got {distinct}"
-    slack = KMEANS_SLACK * float(x.max() - x.min())
-    nearest = (x[:, None] - c[labels.unique()][None]).abs().min(dim=1).values
-    far = (x - decoded).abs() - nearest
-    if far.max() > slack:
-        i = int(far.argmax())
-        return (
-            f"entry {i} ({x[i].item():.6g}) should sit at its nearest centroid; its centroid "
-            f"{decoded[i].item():.6g} is {far[i].item():.3g} farther than the nearest"
-        )
-    for j in labels.unique().tolist():
-        mean = x[labels == j].mean()
-        if abs(float(c[j] - mean)) > slack:
-            return f"centroid {j} ({c[j].item():.6g}) should be the mean of its entries ({mean.item():.6g})"
-    sse = float((x - decoded).square().sum())
-    ref = float((x - expected[1].detach().double().reshape(-1)).square().sum())
-    if sse > KMEANS_SSE_FACTOR * ref + 1e-12 * x.numel():
-        return (
-            f"the squared error {sse:.6g} should be at most {KMEANS_SSE_FACTOR} x the book's {ref:.6g} "
-            f"(use 2**bitwidth clusters and run k-means to convergence)"
-        )
-    return None
-
-
-def k_means_quantize(student: Callable[..., Any]) -> None:
-    """Check ``k_means_quantize(fp32_tensor, bitwidth) -> (centroids, labels)`` (the tensor rewritten in place)."""
-    lab_kmeans = torch.tensor(
-        [
-            [-0.3747, 0.0874, 0.3200, -0.4868, 0.4404],
-            [-0.0402, 0.2322, -0.2024, -0.4986, 0.1814],
-            [0.3102, -0.3942, -0.2030, 0.0883, -0.4741],
-            [-0.1592, -0.0777, -0.3946, -0.2128, 0.2675],
-            [0.0611, -0.1933, -0.4350, 0.2928, -0.1087],
-        ]
-    )
-    outliers = _randn(10901, 40, scale=0.1)
-    outliers[:3] = torch.tensor([2.0, -1.5, 3.0])
-    cases = [
-        Case("the lab's own test tensor, 2 bits", (lab_kmeans, 2)),
-        Case("1 bit", (_randn(10902, 6, 5), 1)),
-        Case("a few outliers, 2 bits", (outliers, 2)),
-        Case("a conv weight (4, 2, 3, 3), 3 bits", (_randn(10903, 4, 2, 3, 3, scale=0.2), 3)),
-        Case("random, 4 bits", (_randn(10904, 16, 16), 4)),
-    ]
-    run_check(
-        "k_means_quantize",
-        _with_tensor_after(student),
-        _with_tensor_after(lab.k_means_quantize),
-        cases,
-        compare=_kmeans_compare,
-    )
+    _run("fuse_conv_bn", student, cases, compare=_conv_compare)

@@ -8,7 +8,7 @@ under its short name (``lmlab.integer_inference``).
 
 from lmlab import _lazy_modules
 
-_MODULES = ("integer_inference", "lab_pruning", "lab_quantization", "pruning", "quantization", "vision")
+_MODULES = ("integer_inference", "lab_kmeans", "lab_pruning", "lab_quantization", "pruning", "quantization", "vision")
 
 __all__ = list(_MODULES)
 __getattr__ = _lazy_modules(__name__, _MODULES)

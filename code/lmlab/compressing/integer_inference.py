@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.compressing.quantization import check_bits, linear_qparams, minmax_qparams, qrange, quantize
-from lmlab.core.checks import check_tensor
+from lmlab.core.checks import check_float, check_module, check_tensor
 
 __all__ = ["IntegerVGG", "fixed_point_multiplier", "fold_bn", "rescale"]
 
@@ -38,11 +38,14 @@ def fixed_point_multiplier(m: Tensor | float) -> tuple[Tensor, Tensor]:
     ``M`` relative.
 
     Raises:
-        ValueError: a multiplier that is not finite and > 0.
+        TypeError: ``m`` is neither a number nor a tensor.
+        ValueError: a multiplier ``m`` that is not finite and > 0.
     """
+    if not isinstance(m, Tensor):
+        check_float("m", m, 0.0, strict=True)
     mt = torch.as_tensor(m, dtype=torch.float64)
     if not (torch.isfinite(mt).all() and (mt > 0).all()):
-        raise ValueError("multiplier must be finite and > 0")
+        raise ValueError("the multiplier m must be finite and > 0")
     mant, exp = torch.frexp(mt)  # mt = mant * 2**exp, mant in [0.5, 1)
     m0 = torch.round(mant * 2**31).to(torch.int64)
     carry = m0 == 2**31  # mant rounded up to 1: use 0.5 and one more power of two
@@ -124,6 +127,11 @@ class IntegerVGG:
     """
 
     def __init__(self, model: nn.Module, calib: Tensor, *, bits: int = 8) -> None:
+        if not hasattr(check_module("model", model), "backbone") or not hasattr(model, "classifier"):
+            raise TypeError(
+                f"model must be a VGG-style network with .backbone and .classifier, got {type(model).__name__}"
+            )
+        check_tensor("calib", calib, 4)
         check_bits(bits)
         if bits < 2:
             raise ValueError(f"bits must be >= 2 (symmetric weights), got {bits}")

@@ -32,16 +32,19 @@ import torch
 from torch import Tensor, nn
 
 from lmlab import pruning as _pruning
+from lmlab.core.checks import check_instance, check_int, check_module, check_tensor
 
-__all__ = [
-    "DEFAULT_SPARSITIES",
+LAB_FUNCTIONS = (
     "apply_channel_sorting",
     "channel_prune",
     "fine_grained_prune",
     "get_input_channel_importance",
     "get_num_channels_to_keep",
     "sensitivity_scan",
-]
+)
+"""The functions the lab asks for, by name: each has a check of the same name in :mod:`lmlab.check.pruning`."""
+
+__all__ = ["DEFAULT_SPARSITIES", *LAB_FUNCTIONS]
 
 DEFAULT_SPARSITIES: tuple[float, ...] = tuple(np.arange(0.4, 1.0, 0.1).tolist())
 """The lab's scan, ``np.arange(0.4, 1.0, 0.1)``: 0.4, 0.5, ..., 0.9 (as the floats ``arange`` makes)."""
@@ -131,21 +134,13 @@ def sensitivity_scan(
         TypeError: ``evaluate`` is not callable.
         ValueError: a sparsity outside [0, 1].
     """
+    check_module("model", model)
     if not callable(evaluate):
         raise TypeError(f"evaluate must be a function model -> score, got {type(evaluate).__name__}")
-    levels = [_ratio(s, "each of sparsities") for s in sparsities]
+    levels = [_ratio(s, "each of sparsities") for s in check_instance("sparsities", sparsities, Sequence)]
     out: dict[str, list[float]] = {}
     for name, param in _prunable(model):
-        saved = param.detach().clone()
-        scores = []
-        try:
-            for s in levels:
-                fine_grained_prune(param.detach(), s)
-                scores.append(float(evaluate(model)))
-                param.copy_(saved)
-        finally:
-            param.copy_(saved)
-        out[name] = scores
+        out[name] = _pruning._scan_weight(param.detach(), fine_grained_prune, lambda: evaluate(model), levels)
     return out
 
 
@@ -154,10 +149,10 @@ def get_num_channels_to_keep(channels: int, prune_ratio: float) -> int:
     prune_ratio)))`` (half to even; may be 0, where :func:`lmlab.pruning.kept_channels` keeps at least one).
 
     Raises:
-        ValueError: ``channels`` is not an int >= 0, or ``prune_ratio`` is outside [0, 1].
+        TypeError: ``channels`` is not an int.
+        ValueError: ``channels`` < 1 (a layer has channels), or ``prune_ratio`` is outside [0, 1].
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 0:
-        raise ValueError(f"channels must be an int >= 0, got {channels!r}")
+    channels = check_int("channels", channels, 1)
     return int(round(channels * (1.0 - _ratio(prune_ratio, "prune_ratio"))))
 
 
@@ -174,9 +169,9 @@ def get_input_channel_importance(weight: Tensor) -> Tensor:
 
     Raises:
         TypeError: ``weight`` is not a floating-point tensor.
-        ValueError: ``weight`` has fewer than 2 dimensions or is empty.
+        ValueError: ``weight`` is neither a linear (2-D) nor a conv (4-D) weight, or is empty.
     """
-    w = _weight(weight, "weight", min_dim=2).detach()
+    w = _weight(check_tensor("weight", weight, (2, 4)), "weight", min_dim=2).detach()
     dims = [d for d in range(w.dim()) if d != 1]
     return w.pow(2).sum(dim=dims).sqrt()
 

@@ -19,9 +19,8 @@ They keep the lab's names and signatures; where the lab's convention differs fro
   a floating-point multiply (the lab's float32; here float64), where :mod:`lmlab.integer_inference` uses a
   fixed-point multiplier. The convolution pads its input with the input zero point (real 0).
 * :func:`fuse_conv_bn` folds a batch norm into the conv before it (:func:`lmlab.integer_inference.fold_bn`).
-* :func:`k_means_quantize` clusters a tensor into ``2**bitwidth`` centroids (:func:`lmlab.quantization.kmeans_1d`,
-  k-means++ seeding; the lab uses ``fast_pytorch_kmeans`` with random seeding, so its centroids can differ:
-  k-means has many right answers) and writes ``centroids[labels]`` into the tensor in place.
+* The lab's k-means half, :func:`k_means_quantize` and its :class:`Codebook`, lives in :mod:`lmlab.lab_kmeans`
+  and is re-exported here.
 
 One deliberate departure: the lab's ``linear_quantize`` converts ``round(r / S)`` to ``dtype`` *before* adding
 ``Z``. When ``round(r / S)`` leaves the dtype's range (a ReLU output with ``Z = -128`` reaches 255) that conversion
@@ -34,17 +33,17 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.compressing.integer_inference import fold_bn
-from lmlab.compressing.quantization import kmeans_1d
+from lmlab.compressing.lab_kmeans import Codebook
+from lmlab.compressing.lab_kmeans import k_means_quantize as k_means_quantize  # re-exported
+from lmlab.core.checks import check_int, check_tensor
 
-__all__ = [
-    "Codebook",
+LAB_FUNCTIONS = (
     "fuse_conv_bn",
     "get_quantization_scale_and_zero_point",
     "get_quantization_scale_for_weight",
@@ -58,18 +57,13 @@ __all__ = [
     "quantized_linear",
     "shift_quantized_conv2d_bias",
     "shift_quantized_linear_bias",
-]
+)
+"""The functions the lab asks for, by name: each has a check of the same name in :mod:`lmlab.check.quantization`."""
+
+__all__ = ["Codebook", "WEIGHT_FLOOR", *LAB_FUNCTIONS]
 
 WEIGHT_FLOOR = 5e-7
 """The lab's smallest ``max|w|`` for a weight scale (so an all-zero channel gets a tiny, nonzero scale)."""
-
-
-class Codebook(NamedTuple):
-    """A k-means codebook: ``centroids`` ``(2**bitwidth,)`` float and ``labels`` ``(numel,)`` int64 (flat, as the
-    lab's ``fit_predict(fp32_tensor.view(-1, 1))`` returns them); the tensor is ``centroids[labels]``."""
-
-    centroids: Tensor
-    labels: Tensor
 
 
 # ---------------------------------------------------------------------------------------------- argument checks
@@ -82,19 +76,15 @@ def _bits(bitwidth: object, name: str = "bitwidth", high: int = 32) -> int:
 
 
 def _float_tensor(x: object, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if check_tensor(name, x, floating=True).is_complex():
+        raise TypeError(f"{name} must be a real floating-point tensor, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty: there is nothing to quantize")
     return x
 
 
 def _int_tensor(x: object, name: str, dtype: torch.dtype) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype != dtype:
+    if check_tensor(name, x).dtype != dtype:
         raise TypeError(f"{name} must be a {dtype} tensor, got {x.dtype}")
     return x
 
@@ -248,11 +238,9 @@ def linear_quantize_weight_per_channel(tensor: Tensor, bitwidth: int) -> tuple[T
 
     Raises:
         TypeError: ``tensor`` is not a floating-point tensor.
-        ValueError: ``tensor`` has no output dimension, or a bad ``bitwidth``.
+        ValueError: ``tensor`` is neither a linear (2-D) nor a conv (4-D) weight, or a bad ``bitwidth``.
     """
-    _float_tensor(tensor, "tensor")
-    if tensor.dim() < 1:
-        raise ValueError("tensor must have an output-channel dimension (dim 0)")
+    check_tensor("tensor", _float_tensor(tensor, "tensor"), (2, 4))
     _bits(bitwidth, high=8)
     scale = torch.tensor(
         [get_quantization_scale_for_weight(tensor[c], bitwidth) for c in range(tensor.shape[0])],
@@ -361,10 +349,11 @@ def _requantize(
 
 
 def _check_codes(
-    input: Tensor, weight: Tensor, bias: Tensor | None, feature_bitwidth: int, weight_bitwidth: int
+    input: Tensor, weight: Tensor, bias: Tensor | None, feature_bitwidth: int, weight_bitwidth: int, dims: int
 ) -> None:
-    _int_tensor(input, "input", torch.int8)
-    _int_tensor(weight, "weight", torch.int8)
+    """Codes of the right dtypes, ``input`` and ``weight`` of ``dims`` dimensions (2: linear, 4: conv), bits."""
+    check_tensor("input", _int_tensor(input, "input", torch.int8), dims)
+    check_tensor("weight", _int_tensor(weight, "weight", torch.int8), dims)
     if bias is not None:
         _int_tensor(bias, "bias", torch.int32)
         if bias.dim() != 1 or bias.numel() != weight.shape[0]:
@@ -409,11 +398,11 @@ def quantized_linear(
         TypeError: wrong dtypes or a non-int zero point.
         ValueError: bad bit widths, scales or shapes.
     """
-    _check_codes(input, weight, bias, feature_bitwidth, weight_bitwidth)
+    _check_codes(input, weight, bias, feature_bitwidth, weight_bitwidth, dims=2)
     _int(input_zero_point, "input_zero_point")
-    if input.dim() != 2 or weight.dim() != 2 or input.shape[1] != weight.shape[1]:
+    if input.shape[1] != weight.shape[1]:
         raise ValueError(
-            f"need input (batch, in) and weight (out, in), got {tuple(input.shape)}, {tuple(weight.shape)}"
+            f"input (batch, in) and weight (out, in) differ in 'in': {tuple(input.shape)}, {tuple(weight.shape)}"
         )
     acc = input.double() @ weight.double().T
     if bias is not None:
@@ -422,7 +411,7 @@ def quantized_linear(
 
 
 def _pair(x: object, name: str) -> tuple[int, int]:
-    t = (x, x) if isinstance(x, int) and not isinstance(x, bool) else tuple(x)  # type: ignore[arg-type]
+    t = (x, x) if isinstance(x, int) and not isinstance(x, bool) else tuple(x) if isinstance(x, (tuple, list)) else ()
     if len(t) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in t):
         raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {x!r}")
     return t  # type: ignore[return-value]
@@ -462,20 +451,17 @@ def quantized_conv2d(
         Output codes, int8 ``(batch, c_out, H_out, W_out)``.
 
     Raises:
-        TypeError: wrong dtypes or a non-int zero point.
-        ValueError: bad bit widths, scales, shapes, or a ``padding`` that is not four ints >= 0.
+        TypeError: wrong dtypes, a non-int zero point or ``groups``.
+        ValueError: bad bit widths, scales, shapes, ``groups`` < 1, or a ``padding`` that is not four ints >= 0.
     """
-    _check_codes(input, weight, bias, feature_bitwidth, weight_bitwidth)
+    _check_codes(input, weight, bias, feature_bitwidth, weight_bitwidth, dims=4)
     z_in = _int(input_zero_point, "input_zero_point")
+    stride, dilation, groups = _pair(stride, "stride"), _pair(dilation, "dilation"), check_int("groups", groups, 1)
     pad = tuple(padding) if isinstance(padding, (tuple, list)) else ()
     if len(pad) != 4 or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in pad):
         raise ValueError(f"padding must be four ints >= 0 (left, right, top, bottom), got {padding!r}")
-    if input.dim() != 4 or weight.dim() != 4:
-        raise ValueError(
-            f"need input (N, C, H, W) and weight (c_out, c_in, kh, kw), got {tuple(input.shape)}, {tuple(weight.shape)}"
-        )
     x = F.pad(input.double(), pad, "constant", float(z_in))
-    acc = F.conv2d(x, weight.double(), None, _pair(stride, "stride"), 0, _pair(dilation, "dilation"), groups)
+    acc = F.conv2d(x, weight.double(), None, stride, 0, dilation, groups)
     if bias is not None:
         acc = acc + bias.double().view(1, -1, 1, 1)
     return _requantize(acc, input_scale, weight_scale, output_scale, output_zero_point, feature_bitwidth, conv=True)
@@ -506,37 +492,3 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused.weight = nn.Parameter(w.detach().clone())
     fused.bias = nn.Parameter(b.detach().clone())
     return fused
-
-
-# ---------------------------------------------------------------------------------------------- k-means
-
-
-@torch.no_grad()
-def k_means_quantize(fp32_tensor: Tensor, bitwidth: int = 4, codebook: Codebook | None = None) -> Codebook:
-    """k-means quantization of one tensor, in place: cluster its values into ``2**bitwidth`` centroids (unless a
-    ``codebook`` is given) and overwrite every entry with its centroid, ``centroids[labels]``.
-
-    The clustering is :func:`lmlab.quantization.kmeans_1d` (Lloyd's algorithm from k-means++ seeds, seed 0 of the
-    draw); the lab calls ``fast_pytorch_kmeans`` (random seeds), so other codebooks are right too. Either way each
-    used centroid is the mean of its entries and every entry sits at its nearest centroid.
-
-    Args:
-        fp32_tensor: the tensor to quantize (any shape, floating point); overwritten in place.
-        bitwidth: bits per label, in [1, 16]: ``2**bitwidth`` centroids.
-        codebook: an existing codebook to decode instead of clustering (the lab's ``update``/``apply`` path).
-
-    Returns:
-        The :class:`Codebook` ``(centroids (2**bitwidth,), labels (numel,) int64)``.
-
-    Raises:
-        TypeError: ``fp32_tensor`` is not a floating-point tensor.
-        ValueError: a bad ``bitwidth``, or a codebook whose labels do not match the tensor.
-    """
-    _float_tensor(fp32_tensor, "fp32_tensor")
-    if codebook is None:
-        centroids, labels = kmeans_1d(fp32_tensor.detach(), 2 ** _bits(bitwidth, high=16), seed=0)
-        codebook = Codebook(centroids.to(fp32_tensor.dtype), labels.reshape(-1))
-    elif codebook.labels.numel() != fp32_tensor.numel():
-        raise ValueError(f"codebook has {codebook.labels.numel()} labels, fp32_tensor {fp32_tensor.numel()} entries")
-    fp32_tensor.copy_(codebook.centroids[codebook.labels].view_as(fp32_tensor))
-    return codebook

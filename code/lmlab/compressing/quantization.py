@@ -15,6 +15,7 @@ quantization-aware training for both.
   ``torch.ao.quantization``); :class:`LinearWeight` applies it to a layer's weight for quantization-aware training.
 * :func:`quantize_weights` puts either quantizer on every conv and linear layer of a model (a ``torch.nn.utils.
   parametrize`` parametrization, removable with :func:`bake`); :func:`storage_bits` counts what storing it costs.
+  The layers quantized are :func:`lmlab.compressing.vision.weight_layers` (re-exported here).
 
 A tensor of real values is ``r``; its integer codes are ``q``. Bit widths are ints in [1, 16].
 """
@@ -29,7 +30,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from lmlab.core.checks import check_int, check_tensor
+from lmlab.compressing.vision import weight_layers
+from lmlab.core.checks import check_float, check_instance, check_int, check_tensor
 from lmlab.core.runtime import generator as _generator
 
 __all__ = [
@@ -201,7 +203,7 @@ class KMeansWeight(nn.Module):
 
     def __init__(self, bits: int, *, seed: int = 0) -> None:
         super().__init__()
-        self.bits, self.seed = check_bits(bits), seed
+        self.bits, self.seed = check_bits(bits), check_int("seed", seed, 0)
         self.register_buffer("labels", torch.zeros(0, dtype=torch.int64))
 
     def forward(self, centroids: Tensor) -> Tensor:
@@ -240,6 +242,9 @@ def linear_qparams(
         ValueError: ``bits`` out of [1, 16], ``r_min > r_max`` anywhere, or a non-finite bound.
     """
     q_min, q_max = qrange(bits, signed)
+    for name, bound in (("r_min", r_min), ("r_max", r_max)):
+        if not isinstance(bound, Tensor):
+            check_float(name, bound, -math.inf)
     lo = torch.as_tensor(r_min, dtype=torch.float64)
     hi = torch.as_tensor(r_max, dtype=torch.float64, device=lo.device)
     if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
@@ -369,11 +374,6 @@ class LinearWeight(nn.Module):
 # ---------------------------------------------------------------------------------------------- models
 
 
-def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The conv and linear layers of ``model`` by name: the layers whose weights are quantized."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-
-
 def quantize_weights(model: nn.Module, method: str, bits: int, *, per_channel: bool = True, seed: int = 0) -> nn.Module:
     """Quantize the weight of every conv and linear layer of ``model`` in place, as a parametrization, and return
     the model. ``method`` is ``"kmeans"`` (:class:`KMeansWeight`, one codebook per layer) or ``"linear"``
@@ -415,6 +415,7 @@ def storage_bits(shapes: Iterable[tuple[int, ...]], method: str, bits: int, *, f
         ValueError: ``bits`` out of [1, 16], ``float_bits`` out of [1, 64], or an unknown ``method``.
         TypeError: ``float_bits`` is not an int.
     """
+    check_instance("shapes", shapes, Iterable)
     check_bits(bits)
     float_bits = check_int("float_bits", float_bits, 1, 64)
     if method not in ("float", "kmeans", "linear"):

@@ -8,6 +8,9 @@
   ``backbone.conv0``, ``backbone.bn0``, ``backbone.relu0``, ... so a layer can be addressed as in the lab.
 * :func:`train_classifier` trains it with :func:`lmlab.train.train` (cross-entropy on seeded minibatches);
   :func:`accuracy` measures it.
+* :func:`weight_layers` lists the conv and linear layers of a model: the layers pruning prunes and quantization
+  quantizes. :func:`digits_vgg` is both chapters' starting point: the trained ``"digits-vgg"`` network and its
+  digits, on a device.
 
 Images are PyTorch's ``(batch, channels, height, width)`` tensors; labels are ``(batch,)`` integer tensors.
 """
@@ -17,17 +20,28 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmlab.core.checks import check_int, check_tensor
+from lmlab.core.checks import check_callable, check_choice, check_instance, check_int, check_module, check_tensor
 from lmlab.core.runtime import generator as _generator
 from lmlab.core.train import History, train
 
-__all__ = ["Digits", "VGG", "VGGConfig", "accuracy", "classification_loss", "load_digits", "train_classifier"]
+__all__ = [
+    "Digits",
+    "DigitsVGG",
+    "VGG",
+    "VGGConfig",
+    "accuracy",
+    "classification_loss",
+    "digits_vgg",
+    "load_digits",
+    "train_classifier",
+    "weight_layers",
+]
 
 
 @dataclass(frozen=True)
@@ -134,6 +148,7 @@ class VGGConfig:
     n_classes: int = 10
 
     def __post_init__(self) -> None:
+        check_instance("channels", self.channels, (tuple, list))
         if not self.channels or not any(isinstance(c, int) for c in self.channels):
             raise ValueError(f"channels must hold at least one conv width, got {self.channels!r}")
         for c in self.channels:
@@ -154,7 +169,7 @@ class VGG(nn.Module):
 
     def __init__(self, cfg: VGGConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg if cfg is not None else VGGConfig()
+        self.cfg = check_instance("cfg", cfg, VGGConfig) if cfg is not None else VGGConfig()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         c_in, i, j = self.cfg.in_channels, 0, 0
         for c in self.cfg.channels:
@@ -185,7 +200,8 @@ class VGG(nn.Module):
 def classification_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
     """Mean cross-entropy of ``model(images)`` against ``labels``; ``batch`` is ``(images, labels)``. The
     ``loss_fn`` of :func:`lmlab.train.train` for classifiers."""
-    if len(batch) != 2:
+    check_callable("model", model)
+    if len(check_instance("batch", batch, (tuple, list))) != 2:
         raise ValueError(f"a batch must be (images, labels), got {len(batch)} items")
     return F.cross_entropy(model(batch[0]), batch[1])
 
@@ -208,6 +224,8 @@ def train_classifier(
     Minibatches come from ``data.batches(batch, seed=seed)``, so a run repeats exactly for a fixed seed on one
     device. Returns the loss history (one float per step).
     """
+    check_module("model", model)
+    check_instance("data", data, Digits)
     return train(
         model,
         data.batches(batch, seed=seed),
@@ -256,4 +274,55 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch: int = 1024) -> fl
 
 def parameter_count(model: nn.Module, layers: Sequence[type[nn.Module]] = (nn.Conv2d, nn.Linear)) -> int:
     """Number of weights (``weight`` tensors only) in the modules of the given types."""
+    check_module("model", model)
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, tuple(layers)))
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The conv and linear layers of ``model`` by name, in ``named_modules`` order: the layers whose weights
+    :mod:`lmlab.compressing.pruning` prunes and :mod:`lmlab.compressing.quantization` quantizes.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
+    check_module("model", model)
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+class DigitsVGG(NamedTuple):
+    """The pruning and quantization chapters' starting point (unpack it:
+    ``dense, data, x_val, y_val, x_test, y_test = digits_vgg(DEVICE)``).
+
+    Attributes:
+        model: the trained ``"digits-vgg"`` :class:`VGG`, in eval mode, on the device.
+        data: its :class:`Digits` split (on the CPU).
+        x_val, y_val, x_test, y_test: the validation and test images ``(N, 1, size, size)`` and labels ``(N,)``,
+            on the device.
+    """
+
+    model: VGG
+    data: Digits
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+def digits_vgg(device: torch.device | str | None = None, *, name: str = "digits-vgg") -> DigitsVGG:
+    """The trained network of recipe ``name`` (:func:`lmlab.pretrained.load`: trained on first use, then read
+    from the cache) with the digits it was trained on (:func:`lmlab.pretrained.task`), the validation and test
+    splits moved to ``device`` (default: ``lmlab.device()``).
+
+    Raises:
+        ValueError: ``name`` is not one of :func:`lmlab.pretrained.recipes`.
+        TypeError: ``name`` is not a string.
+        RuntimeError: ``device`` is not a device string torch knows.
+    """
+    from lmlab.core import pretrained  # pretrained imports this module: import it when called
+    from lmlab.core.runtime import device as lmlab_device
+
+    check_choice("name", name, pretrained.recipes())
+    dev = lmlab_device() if device is None else torch.device(device)
+    model = pretrained.load(name, device=dev).eval()
+    data = pretrained.task(name)
+    return DigitsVGG(model, data, data.x_val.to(dev), data.y_val.to(dev), data.x_test.to(dev), data.y_test.to(dev))

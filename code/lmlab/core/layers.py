@@ -9,6 +9,9 @@ row-per-token, (batch, n, d_model), PyTorch's convention and the transpose of th
     write = A V W_O^T                                   (batch, n, d_model)  [book: W_O V A^T]
 
 The causal mask has one convention in the whole package: :func:`causal_mask` is True where a query MAY attend.
+A head's shapes and its score factor (default ``1 / sqrt(d_head)``) are also defined once, here:
+:func:`check_head_shapes` and :func:`default_scale`, used by :class:`Head`, :class:`Attention`, the model's config,
+:func:`lmlab.induction.single_head` and :func:`lmlab.induction.as_multihead_attention`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,60 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmlab.core.checks import check_int, check_tensor
+from lmlab.core.checks import check_float, check_int, check_tensor
 
-__all__ = ["Attention", "Block", "Head", "MLP", "causal_mask", "sinusoidal_positions"]
+__all__ = [
+    "Attention",
+    "Block",
+    "Head",
+    "MLP",
+    "causal_mask",
+    "check_head_shapes",
+    "default_scale",
+    "sinusoidal_positions",
+]
+
+
+def default_scale(d_head: int, scale: float | None = None) -> float:
+    """A head's score factor: ``scale`` when given, else the default ``1 / sqrt(d_head)`` of every head in lmlab.
+
+    Scores ``S_ij = scale * Q_i^T K_j`` of ``d_head``-dimensional queries and keys with unit-variance entries have
+    variance ``d_head``; the default brings it back to 1 (Vaswani et al., 2017).
+
+    Raises:
+        TypeError / ValueError: ``d_head`` is not an int >= 1, or ``scale`` is not a finite number > 0.
+    """
+    check_int("d_head", d_head, 1)
+    return 1.0 / math.sqrt(d_head) if scale is None else check_float("scale", scale, 0.0, strict=True)
+
+
+def check_head_shapes(W_Q: Tensor, W_K: Tensor, W_V: Tensor, W_O: Tensor, d_model: int | None = None) -> int:
+    """Check one head's weights in the book's shapes and return ``d_head``.
+
+    Args:
+        W_Q, W_K, W_V: ``(d_head, d_model)``; W_O: ``(d_model, d_head)``; floating point, one dtype and device.
+        d_model: the residual width the head must read (e.g. ``X.shape[-2]``); ``None`` takes it from ``W_Q``.
+
+    Raises:
+        TypeError: a weight is not a floating-point tensor, or the weights' dtypes or devices differ.
+        ValueError: a weight is not 2-D or its shape does not fit ``W_Q``'s ``d_head`` and ``d_model``.
+    """
+    weights = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O}
+    for name, W in weights.items():
+        check_tensor(name, W, 2, floating=True)
+    d_head = W_Q.shape[0]
+    d_model = W_Q.shape[1] if d_model is None else check_int("d_model", d_model, 1)
+    for name in ("W_Q", "W_K", "W_V"):
+        shape = tuple(weights[name].shape)
+        if shape != (d_head, d_model):
+            raise ValueError(f"{name} must be (d_head, d_model) = ({d_head}, {d_model}), got {shape}")
+    if tuple(W_O.shape) != (d_model, d_head):
+        raise ValueError(f"W_O must be (d_model, d_head) = ({d_model}, {d_head}), got {tuple(W_O.shape)}")
+    for name, W in weights.items():
+        if W.dtype != W_Q.dtype or W.device != W_Q.device:
+            have, want = f"{W.dtype}, {W.device}", f"{W_Q.dtype}, {W_Q.device}"
+            raise TypeError(f"{name} ({have}) must have the dtype and device of W_Q ({want})")
+    return d_head
 
 
 def causal_mask(n_q: int, n_k: int | None = None, device: torch.device | str | None = None) -> Tensor:
@@ -57,7 +111,7 @@ class Head:
 
     Attributes:
         W_Q, W_K, W_V: (d_head, d_model); W_O: (d_model, d_head).
-        scale: the factor in front of the scores; ``None`` means 1 / sqrt(d_head).
+        scale: the factor in front of the scores, > 0; ``None`` means :func:`default_scale` = 1 / sqrt(d_head).
     """
 
     W_Q: Tensor
@@ -67,15 +121,8 @@ class Head:
     scale: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("W_Q", "W_K", "W_V", "W_O"):
-            check_tensor(name, getattr(self, name), 2, floating=True)
-        d_head, d_model = self.W_Q.shape
-        for name in ("W_K", "W_V"):
-            if tuple(getattr(self, name).shape) != (d_head, d_model):
-                shape = tuple(getattr(self, name).shape)
-                raise ValueError(f"{name} must be (d_head, d_model) = ({d_head}, {d_model}) like W_Q, got {shape}")
-        if tuple(self.W_O.shape) != (d_model, d_head):
-            raise ValueError(f"W_O must be (d_model, d_head) = ({d_model}, {d_head}), got {tuple(self.W_O.shape)}")
+        d_head = check_head_shapes(self.W_Q, self.W_K, self.W_V, self.W_O)
+        default_scale(d_head, self.scale)  # checks scale
 
     @property
     def W_QK(self) -> Tensor:
@@ -92,8 +139,8 @@ class Head:
 
     @property
     def score_scale(self) -> float:
-        """The factor actually used: ``scale``, or 1 / sqrt(d_head) when it is None."""
-        return 1.0 / math.sqrt(self.W_Q.shape[0]) if self.scale is None else float(self.scale)
+        """The factor actually used: ``scale``, or :func:`default_scale` (1 / sqrt(d_head)) when it is None."""
+        return default_scale(self.W_Q.shape[0], self.scale)
 
     def as_dict(self) -> dict[str, Tensor]:
         """The weights as keyword arguments of ``TinyTransformer.set_head``."""
@@ -128,13 +175,16 @@ class Attention(nn.Module):
     """A multi-head causal attention layer storing per-head weights in the book's shapes, without biases.
 
     Parameters: W_Q, W_K, W_V of shape (H, d_head, d_model) and W_O of shape (H, d_model, d_head). The layer
-    writes the sum of its heads' writes.
+    writes the sum of its heads' writes. ``scale`` (> 0) multiplies the scores; ``None`` means :func:`default_scale`.
     """
 
-    def __init__(self, n_heads: int, d_model: int, d_head: int, scale: float, init_std: float, out_std: float):
+    def __init__(
+        self, n_heads: int, d_model: int, d_head: int, scale: float | None, init_std: float, out_std: float
+    ) -> None:
         super().__init__()
-        H, e, d = n_heads, d_head, d_model
-        self.scale = scale
+        H, e, d = check_int("n_heads", n_heads, 1), check_int("d_head", d_head, 1), check_int("d_model", d_model, 1)
+        self.scale = default_scale(d_head, scale)
+        init_std, out_std = check_float("init_std", init_std, 0.0), check_float("out_std", out_std, 0.0)
         self.W_Q = nn.Parameter(torch.randn(H, e, d) * init_std)
         self.W_K = nn.Parameter(torch.randn(H, e, d) * init_std)
         self.W_V = nn.Parameter(torch.randn(H, e, d) * init_std)
@@ -168,6 +218,11 @@ class MLP(nn.Module):
 
     def __init__(self, d_model: int, d_mlp: int, act: str, init_std: float, out_std: float) -> None:
         super().__init__()
+        check_int("d_model", d_model, 1)
+        check_int("d_mlp", d_mlp, 1)
+        if act not in ("gelu", "relu"):
+            raise ValueError(f"act must be 'gelu' or 'relu', got {act!r}")
+        init_std, out_std = check_float("init_std", init_std, 0.0), check_float("out_std", out_std, 0.0)
         self.W_in = nn.Parameter(torch.randn(d_mlp, d_model) * init_std)
         self.W_out = nn.Parameter(torch.randn(d_model, d_mlp) * out_std)
         self.act = F.gelu if act == "gelu" else F.relu
@@ -182,6 +237,13 @@ class Block(nn.Module):
 
     def __init__(self, attn: Attention, mlp: MLP | None, d_model: int, layer_norm: bool) -> None:
         super().__init__()
+        if not isinstance(attn, Attention):
+            raise TypeError(f"attn must be an Attention layer, got {type(attn).__name__}")
+        if mlp is not None and not isinstance(mlp, MLP):
+            raise TypeError(f"mlp must be an MLP layer or None, got {type(mlp).__name__}")
+        check_int("d_model", d_model, 1)
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"layer_norm must be a bool, got {type(layer_norm).__name__}")
 
         def norm() -> nn.Module:
             return nn.LayerNorm(d_model, bias=False) if layer_norm else nn.Identity()

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lmlab.core.checks import check_float, check_int, check_tensor
-from lmlab.core.layers import MLP, Attention, Block, Head, causal_mask, sinusoidal_positions
+from lmlab.core.layers import MLP, Attention, Block, Head, causal_mask, default_scale, sinusoidal_positions
 
 __all__ = [
     "ACTIVATIONS",
@@ -112,7 +112,7 @@ class ModelConfig:
     def scale(self) -> float:
         """The score factor actually used: attn_scale, or 1 / sqrt(d_head) when attn_scale is None."""
         assert self.d_head is not None
-        return float(self.attn_scale) if self.attn_scale is not None else 1.0 / math.sqrt(self.d_head)
+        return float(self.attn_scale) if self.attn_scale is not None else default_scale(self.d_head)
 
 
 @dataclass

@@ -16,20 +16,20 @@ one-hot matrix ``T`` (``n_vocab x n_context``, columns are tokens) is the transp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from lmlab.core.checks import check_generator, check_int
+from lmlab.core.checks import check_callable, check_float, check_generator, check_int, check_tensor
 from lmlab.core.runtime import generator as _generator
 
 B = TypeVar("B")
 
 __all__ = [
+    "BatchSource",
     "BigramLanguage",
     "RepeatedSequences",
     "next_token_pairs",
@@ -40,6 +40,22 @@ __all__ = [
 ]
 
 
+@runtime_checkable
+class BatchSource(Protocol):
+    """The contract every task class shares: ``task.batches(batch, ..., seed)`` returns a ``step -> batch`` source.
+
+    The source is what :func:`lmlab.train.train` draws from: ``source(step)`` is a tuple of tensors, the first
+    one ``(batch, n)`` token ids (``(inputs, targets)`` or ``(inputs, targets, mask)``), and step ``t`` of seed
+    ``seed`` is the same batch on every machine (:func:`seeded_batches`). The task classes of :mod:`lmlab.tasks`,
+    :mod:`lmlab.arithmetic` and :mod:`lmlab.prompt_data` satisfy it (``isinstance(task, BatchSource)``); a new task
+    needs only this method to train a model with the package.
+    """
+
+    def batches(self, batch: int, *args: Any, **kwargs: Any) -> Callable[[int], tuple[Tensor, ...]]:
+        """A ``step -> batch`` source of ``batch`` sequences (the task's own arguments, then ``seed``)."""
+        ...
+
+
 def seeded_batches(draw: Callable[[int], B], seed: int) -> Callable[[int], B]:
     """A ``step -> batch`` source for :func:`lmlab.train.train`: step ``t`` returns ``draw(seed * 1_000_003 + t)``.
 
@@ -48,12 +64,20 @@ def seeded_batches(draw: Callable[[int], B], seed: int) -> Callable[[int], B]:
     generator with it through :func:`lmlab.generator` (or ``random.Random(lmlab.draw_seed(s))``), so the draw's
     seed offset reaches it.
     """
+    check_callable("draw", draw)
     check_int("seed", seed, 0)
     return lambda step: draw(seed * 1_000_003 + step)
 
 
 def next_token_pairs(tokens: Tensor) -> tuple[Tensor, Tensor]:
-    """``(inputs, targets)`` = ``(tokens[:, :-1], tokens[:, 1:])``: every position predicts the next token."""
+    """``(inputs, targets)`` = ``(tokens[:, :-1], tokens[:, 1:])``: every position predicts the next token.
+
+    Args:
+        tokens: ``(batch, n)`` token ids, ``n >= 2``.
+    """
+    check_tensor("tokens", tokens, 2)
+    if tokens.shape[1] < 2:
+        raise ValueError(f"tokens must have at least 2 columns (one input, one target), got {tuple(tokens.shape)}")
     return tokens[:, :-1], tokens[:, 1:]
 
 
@@ -93,12 +117,10 @@ class BigramLanguage:
     def __init__(self, n_vocab: int, seed: int = 0, *, concentration: float = 0.2, smoothing: float = 0.05) -> None:
         self.n_vocab = check_int("n_vocab", n_vocab, 2)
         self.seed = check_int("seed", seed, 0)
-        if not (isinstance(concentration, (int, float)) and concentration > 0 and math.isfinite(concentration)):
-            raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
-        if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+        self.concentration = check_float("concentration", concentration, 0.0, strict=True)
+        self.smoothing = check_float("smoothing", smoothing, 0.0, high=1.0)
+        if self.smoothing == 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        self.concentration = float(concentration)
-        self.smoothing = float(smoothing)
         g = _generator(seed)
         # Dirichlet via normalised Gamma draws; torch's _standard_gamma takes no generator, so use the
         # Marsaglia-Tsang trick on uniform/normal draws from our generator for full determinism.
@@ -321,7 +343,12 @@ def periodic_batches(
     n_vocab: int, n_ctx: int, *, batch: int = 32, min_period: int = 3, max_period: int = 12, seed: int = 0, bos: int = 0
 ) -> Callable[[int], tuple[Tensor, Tensor]]:
     """A ``step -> (inputs, targets)`` source of :func:`periodic_sequences`, both ``(batch, n_ctx)``."""
+    check_int("n_vocab", n_vocab, 3)
     check_int("n_ctx", n_ctx, 2)
+    check_int("batch", batch, 1)
+    check_int("bos", bos, 0, n_vocab - 1)
+    check_int("max_period", max_period, 2, n_vocab - 1)
+    check_int("min_period", min_period, 2, max_period)
 
     def draw(s: int) -> tuple[Tensor, Tensor]:
         kw = {"min_period": min_period, "max_period": max_period, "bos": bos}

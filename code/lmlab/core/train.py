@@ -6,6 +6,12 @@ an interactive notebook and stays quiet under pytest, in scripts and when ``LMLA
 
 :func:`masked_cross_entropy` is the loss with a label mask: positions whose mask is False do not count, as in
 soft prompting, where only the chain of thought and the answer are scored.
+
+:func:`train` is the book's one optimisation loop: pretraining a recipe (:mod:`lmlab.pretrained`), fine-tuning LoRA
+factors on parameter groups (:func:`lmlab.lora.finetune`), tuning a soft prompt
+(:func:`lmlab.prompting.train_prompt`) and the prompt tuners of :mod:`lmlab.meta_prompt` all call it, choosing
+``params`` (the tensors or parameter groups to train), ``optimizer`` (``"adamw"``, ``"adam"``, ``"sgd"``),
+``loss_fn(model, batch)``, ``grad_clip`` and ``mode`` as they need.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["History", "masked_cross_entropy", "next_token_loss", "train"]
+from lmlab.core.checks import check_float, check_int
+
+__all__ = ["OPTIMIZERS", "History", "masked_cross_entropy", "next_token_loss", "train"]
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+"""The optimizers :func:`train` knows."""
 
 
 def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -114,93 +125,147 @@ def _show_progress(progress: bool | None) -> bool:
     return True
 
 
-def _to_device(batch: Any, device: torch.device) -> tuple[Tensor, ...]:
+def _to_device(batch: Any, device: torch.device, strict: bool) -> Any:
+    """Move the tensors of a tuple/list batch to ``device``; anything else is refused (``strict``, the default
+    loss's batches) or handed to the caller's ``loss_fn`` as it is."""
     if isinstance(batch, Tensor) or not isinstance(batch, (tuple, list)):
+        if not strict:
+            return batch.to(device, non_blocking=True) if isinstance(batch, Tensor) else batch
         raise TypeError(f"a batch must be a tuple (inputs, targets[, mask]) of tensors, got {type(batch).__name__}")
     return tuple(t.to(device, non_blocking=True) if isinstance(t, Tensor) else t for t in batch)
 
 
+Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+"""What :func:`train` optimises: tensors (leaves with ``requires_grad``) or parameter groups, dicts with
+``"params"`` and optionally their own peak ``"lr"`` (other keys are passed to the optimizer as they are)."""
+
+
+def _param_groups(model: nn.Module, params: Params | None, lr: float) -> list[dict[str, Any]]:
+    """The optimizer's groups, each with its peak learning rate in ``"lr"`` (``lr`` where a group gives none)."""
+    if params is None:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    if isinstance(params, Tensor):
+        raise TypeError("params must be an iterable of tensors or of parameter groups, got a single tensor")
+    items = list(params)
+    if items and all(isinstance(g, dict) for g in items):
+        groups = []
+        for i, g in enumerate(items):
+            if "params" not in g:
+                raise ValueError(f"params[{i}] is a parameter group without 'params'")
+            ps = [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])
+            group_lr = check_float(f"params[{i}]['lr']", g.get("lr", lr), 0.0, strict=True)
+            groups.append({**g, "params": ps, "lr": group_lr})
+        return groups
+    for i, p in enumerate(items):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"params[{i}] must be a tensor or a parameter group (dict), got {type(p).__name__}")
+    return [{"params": items, "lr": lr}]
+
+
+def _lr_at(peak: float, step: int, steps: int, schedule: str, warmup: int) -> float:
+    """The learning rate of a group whose peak is ``peak`` at ``step`` (0-based): linear warm-up over ``warmup``
+    steps, then constant or a cosine decay to 0 at ``steps``."""
+    if warmup and step < warmup:
+        return peak * (step + 1) / warmup
+    if schedule == "cosine":
+        frac = (step - warmup) / max(1, steps - warmup)
+        return peak * 0.5 * (1 + math.cos(math.pi * frac))
+    return peak
+
+
+def _optimizer(name: str, groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(groups, betas=(0.9, 0.98), weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(groups, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=groups[0]["lr"], weight_decay=weight_decay)
+
+
 def train(
     model: nn.Module,
-    batches: Callable[[int], tuple[Tensor, ...]] | Iterable[tuple[Tensor, ...]],
+    batches: Callable[[int], Any] | Iterable[Any],
     *,
     steps: int,
     lr: float = 1e-3,
     optimizer: str = "adamw",
     weight_decay: float = 0.0,
     grad_clip: float | None = 1.0,
-    loss_fn: Callable[[nn.Module, tuple[Tensor, ...]], Tensor] = next_token_loss,
-    params: Iterable[nn.Parameter] | None = None,
+    loss_fn: Callable[[nn.Module, Any], Tensor] = next_token_loss,
+    params: Params | None = None,
     schedule: str = "constant",
     warmup: int = 0,
     eval_fn: Callable[[nn.Module], Any] | None = None,
     eval_every: int = 100,
     progress: bool | None = None,
+    mode: str = "train",
 ) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return the loss after each step.
+
+    Each step: ``batch = batches(step)`` (moved to the model's device), set every group's learning rate from the
+    schedule, ``loss = loss_fn(model, batch)``, zero the gradients, ``loss.backward()``, clip, ``optimizer.step()``.
+    Nothing in the loop draws a random number: a seeded ``batches`` makes a run repeat bit for bit.
 
     Args:
         model: any ``nn.Module``; training runs on the device of its first parameter (or of ``params``).
         batches: a callable ``step -> batch`` (called with ``step = 0, 1, ...``; seeded samplers make runs repeat)
-            or an iterable of batches. A batch is ``(inputs, targets)`` or ``(inputs, targets, mask)`` (row-per-token
-            tensors ``(batch, n)``), moved to the model's device before ``loss_fn`` sees it.
+            or an iterable of batches. With the default ``loss_fn`` a batch is ``(inputs, targets)`` or
+            ``(inputs, targets, mask)`` (row-per-token tensors ``(batch, n)``); the tensors of a tuple batch are
+            moved to the model's device before ``loss_fn`` sees it (a custom ``loss_fn`` may take any batch).
         steps: number of optimizer steps, >= 1 (an iterable that runs out first ends training early).
-        lr: peak learning rate, > 0.
-        optimizer: ``"adamw"`` (``torch.optim.AdamW``, betas (0.9, 0.98)) or ``"sgd"`` (plain SGD, no momentum).
-        weight_decay: decoupled (AdamW) or L2 (SGD) weight decay, >= 0.
-        grad_clip: clip the global gradient norm to this value; ``None`` disables clipping.
+        lr: peak learning rate, > 0 (of every group that does not set its own ``"lr"``).
+        optimizer: ``"adamw"`` (``torch.optim.AdamW``, betas (0.9, 0.98)), ``"adam"`` (``torch.optim.Adam``,
+            PyTorch's defaults: betas (0.9, 0.999)) or ``"sgd"`` (plain SGD, no momentum).
+        weight_decay: decoupled (AdamW) or L2 (Adam, SGD) weight decay, >= 0.
+        grad_clip: clip the global gradient norm (over every trained tensor) to this value; ``None`` disables it.
         loss_fn: ``loss_fn(model, batch) -> scalar tensor``; the default is :func:`next_token_loss`.
-        params: the tensors to train (default: every parameter of ``model`` with ``requires_grad``); pass e.g. a
-            soft prompt or LoRA factors to train only those.
-        schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over ``steps``), after ``warmup`` linear warm-up steps.
+        params: what to train (default: every parameter of ``model`` with ``requires_grad``): a list of tensors
+            (a soft prompt, LoRA factors, a prompt outside any module) or parameter groups ``{"params": [...],
+            "lr": peak}`` with their own peak rates (LoRA+, :func:`lmlab.lora.lora_param_groups`). Nothing else
+            is given to the optimizer, so every other weight stays bit-identical.
+        schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over ``steps``), after ``warmup`` linear warm-up steps;
+            applied to every group's own peak rate.
         warmup: number of warm-up steps, in [0, steps].
         eval_fn: called as ``eval_fn(model)`` under ``torch.no_grad()`` in eval mode every ``eval_every`` steps and
             after the last step; its results are stored in ``History.evals`` as ``(step, value)``.
         eval_every: steps between evaluations, >= 1.
         progress: ``True``/``False`` forces the progress bar on/off; ``None`` shows it only in an interactive
             notebook (``tqdm.auto``), not under pytest, in scripts or when ``LMLAB_QUIET`` is set.
+        mode: ``"train"`` puts the model in training mode for the loop (restored afterwards); ``"keep"`` leaves
+            the mode the caller set (a frozen model in eval mode behind a prompt or adapter).
 
     Returns:
         :class:`History`: the list of per-step losses (floats), with ``.evals`` and ``.wall_s``.
 
     Raises:
-        ValueError: an argument is out of range or a loss is not finite.
+        TypeError: an argument has the wrong type (``steps``, ``warmup``, ``eval_every`` not ints; ``params`` not
+            tensors or groups; a batch that is not a tuple for the default loss).
+        ValueError: an argument is out of range, nothing is to be trained, or a loss is not finite.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if optimizer not in ("adamw", "sgd"):
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be None or > 0, got {grad_clip!r}")
+    check_int("steps", steps, 1)
+    check_float("lr", lr, 0.0, strict=True)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, got {optimizer!r}")
+    check_float("weight_decay", weight_decay, 0.0)
+    if grad_clip is not None:
+        check_float("grad_clip", grad_clip, 0.0, strict=True)
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= steps:
-        raise ValueError(f"warmup must be an int in [0, steps] = [0, {steps}], got {warmup!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
+    check_int("warmup", warmup, 0, steps)
+    check_int("eval_every", eval_every, 1)
+    if mode not in ("train", "keep"):
+        raise ValueError(f"mode must be 'train' or 'keep', got {mode!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
 
-    trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
+    groups = _param_groups(model, params, lr)
+    trainable = [p for g in groups for p in g["params"]]
     if not trainable:
         raise ValueError("nothing to train: params is empty (or every parameter has requires_grad=False)")
+    peaks = [g["lr"] for g in groups]
     # the model's device (a soft prompt or adapter outside the model is expected to live there too)
     device = next(iter(model.parameters()), trainable[0]).device
-
-    if optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
-    else:
-        opt = torch.optim.SGD(trainable, lr=lr, weight_decay=weight_decay)
-
-    def lr_at(step: int) -> float:
-        if warmup and step < warmup:
-            return lr * (step + 1) / warmup
-        if schedule == "cosine":
-            frac = (step - warmup) / max(1, steps - warmup)
-            return lr * 0.5 * (1 + math.cos(math.pi * frac))
-        return lr
+    opt = _optimizer(optimizer, groups, weight_decay)
+    strict = loss_fn is next_token_loss
 
     if callable(batches):
         source: Callable[[int], Any] | None = batches
@@ -219,15 +284,16 @@ def train(
     def run_eval(step: int) -> None:
         if eval_fn is None:
             return
-        mode = model.training
+        was = model.training
         model.eval()
         with torch.no_grad():
             history.evals.append((step, eval_fn(model)))
-        model.train(mode)
+        model.train(was)
 
     start = time.perf_counter()
     was_training = model.training
-    model.train()
+    if mode == "train":
+        model.train()
     try:
         for step in range(steps):
             if source is not None:
@@ -237,9 +303,9 @@ def train(
                     batch = next(iterator)  # type: ignore[arg-type]
                 except StopIteration:
                     break
-            batch = _to_device(batch, device)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+            batch = _to_device(batch, device, strict)
+            for group, peak in zip(opt.param_groups, peaks):
+                group["lr"] = _lr_at(peak, step, steps, schedule, warmup)
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
                 raise ValueError(f"the loss became {float(loss)} at step {step}: lower lr or clip gradients")

@@ -7,15 +7,15 @@ Convention. This module follows the homework's *columns-are-tokens* notation: a 
 * the QK circuit is ``W_QK = W_Q^T W_K`` and the score is ``S_ij = X_i^T W_QK X_j``;
 * the OV circuit is ``W_OV = W_O W_V`` and the head's output is ``h(X) = W_OV X A^T``.
 
-PyTorch's layers work row-per-token instead: activations are ``(batch, n, d_model)`` and a linear map applied
-as ``x @ W.T`` — everything here is the transpose of what a PyTorch model stores per token. To move a single
-sequence ``x`` of shape ``(n, d_model)`` into the book's notation use ``x.T`` (see :func:`to_columns`).
-Libraries that keep rows as tokens (e.g. TransformerLens) define the OV matrix as ``W_V W_O`` with their
-``W_V`` of shape ``(d_model, d_head)``: that is the transpose of the book's ``W_OV``, so their *left* singular
-vectors are the book's *right* ones (the read directions) and vice versa.
+PyTorch's layers work row-per-token instead (activations ``(batch, n, d_model)``, a linear map applied as
+``x @ W.T``): everything here is the transpose of what a PyTorch model stores per token; :func:`to_columns` turns a
+sequence ``x`` of shape ``(n, d_model)`` into the book's ``X``. Row-per-token libraries (e.g. TransformerLens) define
+the OV matrix as ``W_V W_O``, the transpose of the book's ``W_OV``: their *left* singular vectors are the book's
+*right* ones (the read directions) and vice versa.
 
-The circuits themselves, ``W_QK = W_Q^T W_K`` and ``W_OV = W_O W_V``, are defined once, by :class:`lmlab.layers.Head`
-(``model.head(l, h).W_OV``). Nothing here depends on a trained model: every function takes plain tensors.
+The circuits ``W_QK = W_Q^T W_K`` and ``W_OV = W_O W_V`` are defined once, by :class:`lmlab.layers.Head`
+(``model.head(l, h).W_OV``), as are a head's shapes and default score factor (:func:`lmlab.layers.default_scale`).
+Nothing here depends on a trained model: every function takes plain tensors.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from lmlab.core.checks import check_tensor
+from lmlab.core.checks import check_float, check_int, check_tensor
 from lmlab.core.layers import causal_mask
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "attention_pattern",
     "attention_weighted_average",
     "head_output",
+    "circuit_attention",
     "stack_W_O",
     "stack_r",
     "split_W_O",
@@ -55,18 +56,13 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------------- checks
-def _as_tensor(name: str, x: Any) -> Tensor:
-    return check_tensor(name, x, floating=True)
-
-
 def _matrix(name: str, x: Any) -> Tensor:
     return check_tensor(name, x, 2, floating=True)
 
 
 def _same_device_dtype(**mats: Tensor) -> None:
-    items = list(mats.items())
-    (n0, m0) = items[0]
-    for n, m in items[1:]:
+    (n0, m0), *rest = mats.items()
+    for n, m in rest:
         if m.dtype != m0.dtype or m.device != m0.device:
             raise ValueError(
                 f"{n} ({m.dtype}, {m.device}) must have the same dtype and device as {n0} ({m0.dtype}, {m0.device})"
@@ -102,21 +98,14 @@ class SVDFactors(NamedTuple):
         return (self.U * self.S) @ self.V.T
 
 
-def _default_rtol(shape_sum: Sequence[int], dtype: torch.dtype) -> float:
-    return max(shape_sum) * torch.finfo(dtype).eps
-
-
 def _truncate(U: Tensor, S: Tensor, V: Tensor, rank_tol: float | None, dims: Sequence[int]) -> SVDFactors:
     if rank_tol is None:
-        rank_tol = _default_rtol(dims, S.dtype)
+        rank_tol = max(dims) * torch.finfo(S.dtype).eps
     if not (isinstance(rank_tol, (int, float)) and 0.0 <= float(rank_tol) < 1.0):
         raise ValueError(
             f"rank_tol must be a float in [0, 1) (relative to the largest singular value), got {rank_tol!r}"
         )
-    if S.numel() == 0:
-        return SVDFactors(U, S, V)
-    keep = S > float(rank_tol) * S[0]
-    r = int(keep.sum())
+    r = int((S > float(rank_tol) * S[0]).sum()) if S.numel() else 0
     return SVDFactors(U[:, :r], S[:r], V[:, :r])
 
 
@@ -189,18 +178,20 @@ def subspace_projector(basis: Tensor, rank_tol: float | None = None) -> Tensor:
     return U @ U.T
 
 
-def read_projector(svd: SVDFactors) -> Tensor:
-    """Projector ``V V^T`` onto a head's *read* subspace ``span(V) = Row(W_OV)``, ``(d_model, d_model)``."""
+def _svd(svd: Any) -> SVDFactors:
     if not isinstance(svd, SVDFactors):
         raise TypeError(f"svd must be SVDFactors (from factored_svd), got {type(svd).__name__}")
-    return svd.V @ svd.V.T
+    return svd
+
+
+def read_projector(svd: SVDFactors) -> Tensor:
+    """Projector ``V V^T`` onto a head's *read* subspace ``span(V) = Row(W_OV)``, ``(d_model, d_model)``."""
+    return _svd(svd).V @ svd.V.T
 
 
 def write_projector(svd: SVDFactors) -> Tensor:
     """Projector ``U U^T`` onto a head's *write* subspace ``span(U) = Col(W_OV)``, ``(d_model, d_model)``."""
-    if not isinstance(svd, SVDFactors):
-        raise TypeError(f"svd must be SVDFactors (from factored_svd), got {type(svd).__name__}")
-    return svd.U @ svd.U.T
+    return _svd(svd).U @ svd.U.T
 
 
 def projection_fraction(vectors: Tensor, basis: Tensor, rank_tol: float | None = None) -> Tensor:
@@ -243,8 +234,7 @@ def energy_fraction(svd: SVDFactors, basis: Tensor, side: str = "read", rank_tol
     Returns:
         A float in ``[0, 1]``.
     """
-    if not isinstance(svd, SVDFactors):
-        raise TypeError(f"svd must be SVDFactors (from factored_svd), got {type(svd).__name__}")
+    svd = _svd(svd)
     if side not in ("read", "write"):
         raise ValueError(f"side must be 'read' or 'write', got {side!r}")
     vecs = svd.V if side == "read" else svd.U
@@ -272,17 +262,14 @@ def ov_gain(svd: SVDFactors, inputs: Tensor, centre: bool = True) -> float:
     Returns:
         A non-negative float (0 if the inputs are all equal).
     """
-    if not isinstance(svd, SVDFactors):
-        raise TypeError(f"svd must be SVDFactors (from factored_svd), got {type(svd).__name__}")
+    svd = _svd(svd)
     inputs = _matrix("inputs", inputs)
     if inputs.shape[0] != svd.V.shape[0]:
         raise ValueError(f"inputs must be (d_model, m) with d_model = {svd.V.shape[0]}, got {tuple(inputs.shape)}")
     _same_device_dtype(inputs=inputs, V=svd.V)
     X = inputs - inputs.mean(1, keepdim=True) if centre else inputs
     den = float(X.norm())
-    if den == 0.0:
-        return 0.0
-    return float((svd.S[:, None] * (svd.V.T @ X)).norm()) / den
+    return float((svd.S[:, None] * (svd.V.T @ X)).norm()) / den if den > 0.0 else 0.0
 
 
 def head_output_decomposition(svd: SVDFactors, x: Tensor) -> Tensor:
@@ -299,9 +286,8 @@ def head_output_decomposition(svd: SVDFactors, x: Tensor) -> Tensor:
     Raises:
         ValueError: ``x`` has the wrong number of rows.
     """
-    if not isinstance(svd, SVDFactors):
-        raise TypeError(f"svd must be SVDFactors (from factored_svd), got {type(svd).__name__}")
-    x = _as_tensor("x", x)
+    svd = _svd(svd)
+    x = check_tensor("x", x, floating=True)
     d_in = svd.V.shape[0]
     if x.ndim not in (1, 2) or x.shape[0] != d_in:
         raise ValueError(f"x must be (d_model,) or (d_model, n) with d_model = {d_in}; got shape {tuple(x.shape)}")
@@ -312,24 +298,23 @@ def head_output_decomposition(svd: SVDFactors, x: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------- attention, book notation
+# Each function also takes a batch: X (batch, d_model, n), S and A (batch, n, n).
 def attention_scores(W_qk: Tensor, X: Tensor, scale: float = 1.0) -> Tensor:
     """Scores ``S = scale * X^T W_QK X``, i.e. ``S_ij = scale * X_i^T W_QK X_j``.
 
     Args:
         W_qk: ``(d_model, d_model)``.
         X: residual stream ``(d_model, n_context)``, columns are tokens.
-        scale: multiplies every score (a model uses ``1/sqrt(d_head)``).
+        scale: multiplies every score, > 0 (a model's head: :func:`lmlab.layers.default_scale`, ``1/sqrt(d_head)``).
 
     Returns:
         ``(n_context, n_context)``, row ``i`` = query ``i``, column ``j`` = key ``j``.
     """
-    W_qk, X = _matrix("W_qk", W_qk), _matrix("X", X)
-    if W_qk.shape[0] != W_qk.shape[1] or W_qk.shape[1] != X.shape[0]:
-        raise ValueError(
-            f"W_qk must be (d_model, d_model) and X (d_model, n_context); got W_qk {tuple(W_qk.shape)}, "
-            f"X {tuple(X.shape)}"
-        )
-    return scale * (X.T @ W_qk @ X)
+    W_qk, X = _matrix("W_qk", W_qk), check_tensor("X", X, (2, 3), floating=True)
+    scale = check_float("scale", scale, 0.0, strict=True)
+    if W_qk.shape[0] != W_qk.shape[1] or W_qk.shape[1] != X.shape[-2]:
+        raise ValueError(f"W_qk must be (d, d) and X (d, n); got W_qk {tuple(W_qk.shape)}, X {tuple(X.shape)}")
+    return scale * (X.transpose(-1, -2) @ W_qk @ X)
 
 
 def attention_pattern(S: Tensor, causal: bool = True) -> Tensor:
@@ -342,11 +327,11 @@ def attention_pattern(S: Tensor, causal: bool = True) -> Tensor:
     Returns:
         ``(n_context, n_context)``, rows summing to 1.
     """
-    S = _matrix("S", S)
-    if S.shape[0] != S.shape[1]:
+    S = check_tensor("S", S, (2, 3), floating=True)
+    if S.shape[-2] != S.shape[-1]:
         raise ValueError(f"S must be square (n_context, n_context), got {tuple(S.shape)}")
     if causal:
-        S = S.masked_fill(~causal_mask(S.shape[0], device=S.device), float("-inf"))
+        S = S.masked_fill(~causal_mask(S.shape[-1], device=S.device), float("-inf"))
     return torch.softmax(S, dim=-1)
 
 
@@ -360,12 +345,11 @@ def attention_weighted_average(X: Tensor, A: Tensor) -> Tensor:
     Returns:
         ``(d_model, n_context)``.
     """
-    X, A = _matrix("X", X), _matrix("A", A)
-    if A.shape != (X.shape[1], X.shape[1]):
-        raise ValueError(
-            f"A must be (n_context, n_context) = {(X.shape[1],) * 2} for X {tuple(X.shape)}, got {tuple(A.shape)}"
-        )
-    return X @ A.T
+    X, A = check_tensor("X", X, (2, 3), floating=True), check_tensor("A", A, (2, 3), floating=True)
+    n = X.shape[-1]
+    if A.shape != (*X.shape[:-2], n, n):
+        raise ValueError(f"A must be (n_context, n_context) = {(n, n)} for X {tuple(X.shape)}, got {tuple(A.shape)}")
+    return X @ A.transpose(-1, -2)
 
 
 def head_output(W_O: Tensor, W_V: Tensor, X: Tensor, A: Tensor) -> Tensor:
@@ -378,13 +362,39 @@ def head_output(W_O: Tensor, W_V: Tensor, X: Tensor, A: Tensor) -> Tensor:
     Returns:
         ``(d_model, n_context)``.
     """
-    W_O, W_V = _matrix("W_O", W_O), _matrix("W_V", W_V)
-    if W_O.shape[1] != W_V.shape[0] or W_V.shape[1] != X.shape[0]:
+    W_O, W_V, X = _matrix("W_O", W_O), _matrix("W_V", W_V), check_tensor("X", X, (2, 3), floating=True)
+    if W_O.shape[1] != W_V.shape[0] or W_V.shape[1] != X.shape[-2]:
         raise ValueError(
             f"need W_O (d_model, d_head), W_V (d_head, d_model), X (d_model, n); got W_O {tuple(W_O.shape)}, "
             f"W_V {tuple(W_V.shape)}, X {tuple(X.shape)}"
         )
     return W_O @ (W_V @ attention_weighted_average(X, A))
+
+
+def circuit_attention(
+    X: Tensor, W_QK: Tensor, W_OV: Tensor, *, scale: float = 1.0, causal: bool = True
+) -> tuple[Tensor, Tensor]:
+    """One head from its two circuits: ``A = softmax(mask(scale X^T W_QK X))`` and the output ``W_OV X A^T``.
+
+    The package's one attention in the book's notation, run by :func:`lmlab.induction.single_head` (a head's
+    ``W_QK``, ``W_OV`` and score factor) and by the lab's :func:`lmlab.lab_induction.attention_head` (scale 1).
+
+    Args:
+        X: ``(d, n)`` or ``(batch, d, n)``; W_QK: ``(d, d)``, query side on the left; W_OV: ``(d_out, d)``;
+        scale: > 0, multiplies the scores (1: the bare bilinear form); causal: mask the keys ``j > i``.
+
+    Returns:
+        ``(out, A)``: ``(d_out, n)`` and ``(n, n)`` (with ``X``'s batch dimension), rows of ``A`` summing to 1.
+    """
+    X, W_QK, W_OV = check_tensor("X", X, (2, 3), floating=True), _matrix("W_QK", W_QK), _matrix("W_OV", W_OV)
+    if tuple(W_QK.shape) != (X.shape[-2],) * 2 or W_OV.shape[1] != X.shape[-2]:
+        raise ValueError(
+            f"need W_QK (d, d) and W_OV (d_out, d) for X (d, n) = {tuple(X.shape)}; got W_QK {tuple(W_QK.shape)}, "
+            f"W_OV {tuple(W_OV.shape)}"
+        )
+    _same_device_dtype(X=X, W_QK=W_QK, W_OV=W_OV)
+    A = attention_pattern(attention_scores(W_QK, X, scale), causal=causal)
+    return W_OV @ attention_weighted_average(X, A), A
 
 
 # ------------------------------------------------------------------------------------ concatenation vs addition
@@ -414,8 +424,7 @@ def stack_r(rs: Sequence[Tensor]) -> Tensor:
 def split_W_O(W_O_H: Tensor, n_heads: int) -> list[Tensor]:
     """Inverse of :func:`stack_W_O`: cut ``(d_model, H * d_head)`` into ``H`` blocks ``(d_model, d_head)``."""
     W_O_H = _matrix("W_O_H", W_O_H)
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
+    check_int("n_heads", n_heads, 1)
     if W_O_H.shape[1] % n_heads:
         raise ValueError(f"W_O_H has {W_O_H.shape[1]} columns, not divisible by n_heads = {n_heads}")
     return list(W_O_H.split(W_O_H.shape[1] // n_heads, dim=1))
@@ -431,15 +440,20 @@ def _same_shape_list(name: str, mats: Sequence[Tensor]) -> list[Tensor]:
     return out
 
 
+def _head_pairs(W_Os: Sequence[Tensor], rs: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    Ws, Rs = _same_shape_list("W_Os", W_Os), _same_shape_list("rs", rs)
+    if len(Ws) != len(Rs) or Ws[0].shape[1] != Rs[0].shape[0]:
+        raise ValueError(
+            f"need as many W_O^h (d_model, d_head) as r^h (d_head, n); got {len(Ws)} of {tuple(Ws[0].shape)} "
+            f"and {len(Rs)} of {tuple(Rs[0].shape)}"
+        )
+    return Ws, Rs
+
+
 def concat_output(W_Os: Sequence[Tensor], rs: Sequence[Tensor]) -> Tensor:
     """Vaswani et al.'s view: ``H = W_O^H R^H`` (one matrix product). Shapes as in :func:`additive_output`."""
-    W, R = stack_W_O(W_Os), stack_r(rs)
-    if len(W_Os) != len(rs) or W.shape[1] != R.shape[0]:
-        raise ValueError(
-            f"need as many W_O^h (d_model, d_head) as r^h (d_head, n); got {len(W_Os)} of {tuple(W_Os[0].shape)} "
-            f"and {len(rs)} of {tuple(rs[0].shape)}"
-        )
-    return W @ R
+    Ws, Rs = _head_pairs(W_Os, rs)
+    return torch.cat(Ws, dim=1) @ torch.cat(Rs, dim=0)
 
 
 def additive_output(W_Os: Sequence[Tensor], rs: Sequence[Tensor]) -> Tensor:
@@ -452,16 +466,8 @@ def additive_output(W_Os: Sequence[Tensor], rs: Sequence[Tensor]) -> Tensor:
     Returns:
         ``(d_model, n_context)``.
     """
-    Ws, Rs = _same_shape_list("W_Os", W_Os), _same_shape_list("rs", rs)
-    if len(Ws) != len(Rs) or Ws[0].shape[1] != Rs[0].shape[0]:
-        raise ValueError(
-            f"need as many W_O^h (d_model, d_head) as r^h (d_head, n); got {len(Ws)} of {tuple(Ws[0].shape)} "
-            f"and {len(Rs)} of {tuple(Rs[0].shape)}"
-        )
-    out = Ws[0] @ Rs[0]
-    for W, r in zip(Ws[1:], Rs[1:]):
-        out = out + W @ r
-    return out
+    Ws, Rs = _head_pairs(W_Os, rs)
+    return sum((W @ r for W, r in zip(Ws[1:], Rs[1:])), Ws[0] @ Rs[0])
 
 
 # --------------------------------------------------------------------------------------- conventions, residual
@@ -471,7 +477,7 @@ def to_columns(x: Tensor) -> Tensor:
     Raises:
         ValueError: a 3-D input with batch size other than 1, or another rank.
     """
-    x = _as_tensor("x", x)
+    x = check_tensor("x", x, floating=True)
     if x.ndim == 3:
         if x.shape[0] != 1:
             raise ValueError(f"x must be (n, d) or (1, n, d); got batch size {x.shape[0]} (pick one sequence)")

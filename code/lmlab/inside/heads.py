@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lmlab.core.checks import check_float, check_int, check_tensor
+from lmlab.core.checks import check_float, check_int, check_module, check_tensor
 from lmlab.core.runtime import generator as _generator
 from lmlab.core.tasks import repeated_sequences
 
@@ -145,13 +145,18 @@ def detect_heads(
     Returns:
         A :class:`HeadDetection` with the scores averaged over the batch.
     """
+    check_module("model", model, attrs=("cfg", "run_with_cache"))
     cfg = model.cfg
+    check_int("batch", batch, 1)
+    check_int("seed", seed, 0)
+    if bos is not None:
+        check_int("bos", bos, 0, cfg.n_vocab - 1)
     n_vocab = cfg.n_vocab if n_vocab is None else check_int("n_vocab", n_vocab, 2, cfg.n_vocab)
     prefix = 0 if bos is None else 1
     if seq_len is None:
         seq_len = min((cfg.n_ctx - prefix) // 2, n_vocab - prefix)
     check_int("seq_len", seq_len, 2, (cfg.n_ctx - prefix) // 2)
-    threshold = check_float("threshold", threshold, 0.0)
+    threshold = check_float("threshold", threshold, 0.0, high=1.0)
     dev = next(model.parameters()).device
     tokens = repeated_sequences(batch, seq_len, n_vocab, seed, bos=bos, device=dev)
     _, cache = model.run_with_cache(tokens)
@@ -167,14 +172,21 @@ def detect_heads(
 
 def composition_score(W_A: Tensor, W_B: Tensor) -> float:
     """``||W_A W_B||_F / (||W_A||_F ||W_B||_F)``, in [0, 1]: how much ``W_A`` reads what ``W_B`` writes."""
-    check_tensor("W_A", W_A, 2)
-    check_tensor("W_B", W_B, 2)
+    return _composition("W_A", W_A, "W_B", W_B)
+
+
+def _composition(name_a: str, W_A: Tensor, name_b: str, W_B: Tensor, *, transpose_a: bool = False) -> float:
+    """:func:`composition_score` of ``W_A`` (transposed if asked) and ``W_B``, errors naming the caller's names."""
+    check_tensor(name_a, W_A, 2)
+    check_tensor(name_b, W_B, 2)
+    if transpose_a:
+        W_A = W_A.T
     if W_A.shape[1] != W_B.shape[0]:
-        raise ValueError(f"W_A {tuple(W_A.shape)} and W_B {tuple(W_B.shape)} cannot be multiplied")
+        raise ValueError(f"{name_a} {tuple(W_A.shape)} and {name_b} {tuple(W_B.shape)} cannot be multiplied")
     A, B = W_A.double(), W_B.double()
     den = torch.linalg.matrix_norm(A) * torch.linalg.matrix_norm(B)
     if float(den) == 0.0:
-        raise ValueError("W_A and W_B must both be nonzero")
+        raise ValueError(f"{name_a} and {name_b} must both be nonzero")
     return float(torch.linalg.matrix_norm(A @ B) / den)
 
 
@@ -190,17 +202,17 @@ def k_composition(W_QK1: Tensor, W_OV0: Tensor) -> float:
     Args:
         W_QK1: ``(d_model, d_model)``, layer-1 ``W_Q^T W_K``; W_OV0: ``(d_model, d_model)``, layer-0 ``W_O W_V``.
     """
-    return composition_score(W_QK1, W_OV0)
+    return _composition("W_QK1", W_QK1, "W_OV0", W_OV0)
 
 
 def q_composition(W_QK1: Tensor, W_OV0: Tensor) -> float:
     """Q-composition ``||W_QK1^T W_OV0||_F / norms``: the earlier head's output read on the query side."""
-    return composition_score(W_QK1.T, W_OV0)
+    return _composition("W_QK1", W_QK1, "W_OV0", W_OV0, transpose_a=True)
 
 
 def v_composition(W_OV1: Tensor, W_OV0: Tensor) -> float:
     """V-composition ``||W_OV1 W_OV0||_F / norms``: the later head moves what the earlier one wrote."""
-    return composition_score(W_OV1, W_OV0)
+    return _composition("W_OV1", W_OV1, "W_OV0", W_OV0)
 
 
 def composition_scores(model: nn.Module, layer: int = 1, earlier: int = 0) -> dict[str, Tensor]:
@@ -212,6 +224,9 @@ def composition_scores(model: nn.Module, layer: int = 1, earlier: int = 0) -> di
     Returns:
         ``{"Q": ..., "K": ..., "V": ...}``, each ``(n_heads of layer, n_heads of earlier)``.
     """
+    check_module("model", model, attrs=("cfg", "head"))
+    check_int("layer", layer, 0, model.cfg.n_layers - 1)
+    check_int("earlier", earlier, 0, model.cfg.n_layers - 1)
     H = model.cfg.n_heads
     out = {k: torch.zeros(H, H) for k in "QKV"}
     for h1 in range(H):
@@ -251,6 +266,6 @@ def random_composition_baseline(
     for _ in range(n_samples):
         Wq, Wk, Wv = (torch.randn(d_head, d_model, generator=g, dtype=torch.float64) for _ in range(3))
         Wo = torch.randn(d_model, d_head, generator=g, dtype=torch.float64)
-        vals.append(k_composition(Wq.T @ Wk, Wo @ Wv))
+        vals.append(_composition("W_QK1", Wq.T @ Wk, "W_OV0", Wo @ Wv))
     s = torch.tensor(vals)
     return CompositionBaseline(mean=float(s.mean()), std=float(s.std()), samples=s)

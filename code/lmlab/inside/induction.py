@@ -33,9 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from lmlab.core.checks import check_float, check_int, check_tensor
-from lmlab.core.layers import Head, causal_mask
+from lmlab.core.layers import Head, check_head_shapes, default_scale
 from lmlab.core.model import ModelConfig, TinyTransformer
 from lmlab.core.runtime import device as lmlab_device
+from lmlab.inside.circuits import circuit_attention
 
 __all__ = [
     "InductionWeights",
@@ -68,21 +69,24 @@ def single_head(
     causal: bool = True,
     return_pattern: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """One attention head in the book's notation, step by step.
+    """One attention head in the book's notation, step by step, run through its circuits.
 
     With ``Q = W_Q X``, ``K = W_K X``, ``V = W_V X`` (each ``d_head x n``):
 
-    1. scores ``S = scale * Q^T K`` (``n x n``), so ``S_ij = scale * Q_i . K_j``;
+    1. scores ``S = scale * Q^T K = scale * X^T W_QK X`` (``n x n``), with ``W_QK = W_Q^T W_K``;
     2. causal mask: ``S_ij = -inf`` for ``j > i`` (a token cannot read the future);
     3. pattern ``A = softmax(S)`` along each row (each destination's weights over sources sum to 1);
     4. weighted values ``V A^T`` (column ``i`` is ``sum_j A_ij V_j``);
-    5. output projection ``h(X) = W_O V A^T = W_OV X A^T`` (``d_model x n``).
+    5. output projection ``h(X) = W_O V A^T = W_OV X A^T`` (``d_model x n``), with ``W_OV = W_O W_V``.
+
+    The circuits are :class:`~lmlab.layers.Head`'s (``W_QK``, ``W_OV``, ``score_scale``) and the computation is
+    :func:`lmlab.circuits.circuit_attention`: the package's one attention in the book's notation.
 
     Args:
         X: residual stream, book layout ``(d_model, n)`` (columns are tokens), or ``(batch, d_model, n)``.
         W_Q, W_K, W_V: ``(d_head, d_model)``.
         W_O: ``(d_model, d_head)``.
-        scale: multiplies the scores; ``None`` means ``1 / sqrt(d_head)``.
+        scale: multiplies the scores, > 0; ``None`` means :func:`~lmlab.layers.default_scale`, ``1 / sqrt(d_head)``.
         causal: apply the causal mask.
         return_pattern: also return ``A``.
 
@@ -93,26 +97,10 @@ def single_head(
     Raises:
         TypeError / ValueError: an argument is not a tensor, or the shapes do not fit together.
     """
-    X = check_tensor("X", X, (2, 3))
-    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V), ("W_O", W_O)):
-        check_tensor(name, W, 2)
-    d_model = X.shape[-2]
-    d_head = W_Q.shape[0]
-    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
-        if tuple(W.shape) != (d_head, d_model):
-            raise ValueError(f"{name} must be (d_head, d_model) = ({d_head}, {d_model}), got {tuple(W.shape)}")
-    if tuple(W_O.shape) != (d_model, d_head):
-        raise ValueError(f"W_O must be (d_model, d_head) = ({d_model}, {d_head}), got {tuple(W_O.shape)}")
-    s = 1.0 / math.sqrt(d_head) if scale is None else check_float("scale", scale, 0.0)
-
-    Q = W_Q @ X  # (..., d_head, n)
-    K = W_K @ X
-    V = W_V @ X
-    S = s * (Q.transpose(-1, -2) @ K)  # (..., n, n): S[i, j] = Q_i . K_j
-    if causal:
-        S = S.masked_fill(~causal_mask(X.shape[-1], device=X.device), float("-inf"))
-    A = torch.softmax(S, dim=-1)  # rows sum to one
-    out = W_O @ (V @ A.transpose(-1, -2))  # (..., d_model, n)
+    X = check_tensor("X", X, (2, 3), floating=True)
+    check_head_shapes(W_Q, W_K, W_V, W_O, d_model=X.shape[-2])
+    head = Head(W_Q, W_K, W_V, W_O, scale=scale)
+    out, A = circuit_attention(X, head.W_QK, head.W_OV, scale=head.score_scale, causal=causal)
     return (out, A) if return_pattern else out
 
 
@@ -137,16 +125,10 @@ def as_multihead_attention(
     Raises:
         ValueError: ``d_head > d_model`` or inconsistent shapes.
     """
-    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V), ("W_O", W_O)):
-        check_tensor(name, W, 2)
-    d_head, d_model = W_Q.shape
-    if tuple(W_K.shape) != (d_head, d_model) or tuple(W_V.shape) != (d_head, d_model):
-        raise ValueError(f"W_K and W_V must have W_Q's shape {(d_head, d_model)}")
-    if tuple(W_O.shape) != (d_model, d_head):
-        raise ValueError(f"W_O must be (d_model, d_head) = ({d_model}, {d_head}), got {tuple(W_O.shape)}")
+    d_head, d_model = check_head_shapes(W_Q, W_K, W_V, W_O), W_Q.shape[1]
     if d_head > d_model:
         raise ValueError(f"d_head must be <= d_model for one-head nn.MultiheadAttention, got {d_head} > {d_model}")
-    s = 1.0 / math.sqrt(d_head) if scale is None else check_float("scale", scale, 0.0)
+    s = default_scale(d_head, scale)
     kw = {"device": W_Q.device, "dtype": W_Q.dtype}
     pad_rows = torch.zeros(d_model - d_head, d_model, **kw)
     in_proj = torch.cat(
@@ -419,6 +401,8 @@ def run_weights(weights: InductionWeights, tokens: Tensor) -> tuple[Tensor, list
     Raises:
         ValueError: ``n > n_ctx`` or token ids outside ``[0, n_vocab)``.
     """
+    if not isinstance(weights, InductionWeights):
+        raise TypeError(f"weights must be InductionWeights (from induction_weights), got {type(weights).__name__}")
     L = weights.layout
     tokens = check_tensor("tokens", tokens, 2)
     n = tokens.shape[1]

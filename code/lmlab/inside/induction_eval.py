@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lmlab.core.checks import check_int, check_tensor
+from lmlab.core.checks import check_float, check_int, check_ints, check_module, check_tensor
 from lmlab.core.tasks import repeated_sequences
 from lmlab.inside.heads import induction_score, previous_token_score
 from lmlab.inside.induction import build_induction_model
@@ -62,6 +62,8 @@ def repeat_metrics(logits: Tensor, tokens: Tensor, seq_len: int, prefix: int = 1
         ``ambiguous_fraction`` (second-copy targets whose current token occurs more than once in copy one, where no
         algorithm that only reads the context can be sure; 0 for distinct tokens).
     """
+    check_tensor("logits", logits, 3)
+    check_tensor("tokens", tokens, 2)
     T, p = check_int("seq_len", seq_len, 2), check_int("prefix", prefix, 0)
     if tokens.shape[1] != p + 2 * T:
         raise ValueError(f"tokens must have prefix + 2 seq_len = {p + 2 * T} columns, got {tuple(tokens.shape)}")
@@ -128,9 +130,13 @@ def evaluate_induction(
     Raises:
         ValueError: no seeds, or sequences (``2 T + 1`` tokens) longer than the model's context.
     """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must contain at least one seed")
+    check_module("model", model)
+    check_int("n_vocab", n_vocab, 2)
+    check_int("seq_len", seq_len, 2)
+    check_int("batch", batch, 1)
+    seeds = check_ints("seeds", seeds, 0)
+    if bos is not None:
+        check_int("bos", bos, 0, n_vocab - 1)
     prefix = 0 if bos is None else 1
     n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
     if n_ctx is not None and prefix + 2 * seq_len > n_ctx:
@@ -155,6 +161,12 @@ def induction_probe(
     ``[layer][head]``, the scores of :mod:`lmlab.heads`) and the summaries ``prev_layer0`` (best previous-token score
     among layer-0 heads) and ``induction_last`` (best induction score among the last layer's heads).
     """
+    check_int("n_vocab", n_vocab, 2)
+    check_int("seq_len", seq_len, 2)
+    check_int("batch", batch, 1)
+    check_int("seed", seed, 0)
+    if bos is not None:
+        check_int("bos", bos, 0, n_vocab - 1)
     tokens = repeated_sequences(batch, seq_len, n_vocab, seed, bos=bos)
     prefix = 0 if bos is None else 1
 
@@ -185,6 +197,8 @@ def qk_gradient_norms(model: nn.Module, tokens: Tensor) -> list[float]:
         model: a ``TinyTransformer`` (its layers at ``model.blocks[l].attn.W_Q``).
         tokens: ``(batch, n)`` token ids.
     """
+    check_module("model", model, attrs=("blocks",))
+    check_tensor("tokens", tokens, 2)
     model.zero_grad(set_to_none=True)
     with torch.enable_grad():
         loss = per_position_loss(model(tokens), tokens).mean()
@@ -217,7 +231,12 @@ def broken_variants(
         One dict per variant: ``variant`` (name), ``change`` (what differs), the :class:`InductionEval` fields and
         ``grad_W_Q`` (the sum over layers of :func:`qk_gradient_norms` on one batch of the same data).
     """
-    seeds = list(seeds)
+    check_int("n_vocab", n_vocab, 2)
+    check_int("seq_len", seq_len, 2)
+    check_int("batch", batch, 1)
+    seeds = check_ints("seeds", seeds, 0)
+    for name, value in (("small_scale", small_scale), ("large_scale", large_scale), ("moderate_scale", moderate_scale)):
+        check_float(name, value, 0.0, strict=True)
     n_ctx = 2 * seq_len + 1
     kw = {"device": device}
     specs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
@@ -267,7 +286,15 @@ def scale_sweep(
     Returns:
         One dict per pair: ``scale``, ``seq_len`` and the :class:`InductionEval` fields.
     """
-    seeds = list(seeds)
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Iterable):
+        raise TypeError(f"scales must be a sequence of floats, got {type(scales).__name__}")
+    scales = [check_float(f"scales[{i}]", s, 0.0, strict=True) for i, s in enumerate(scales)]
+    if not scales:
+        raise ValueError("scales must not be empty")
+    seq_lens = check_ints("seq_lens", seq_lens, 2)
+    check_int("n_vocab", n_vocab, 2)
+    check_int("batch", batch, 1)
+    seeds = check_ints("seeds", seeds, 0)
     rows = []
     for T in seq_lens:
         for s in scales:

@@ -36,9 +36,9 @@ occurrences of the last token as ``strength`` grows (one-hot when they all agree
 tokens at positions ``1 .. n-1`` when the last token is new. The example ``[a, b, c, d, a]`` at strength 10
 predicts ``b``.
 
-The heads are built from :mod:`lmlab.circuits` (:func:`~lmlab.circuits.attention_scores`,
-:func:`~lmlab.circuits.attention_pattern`, :func:`~lmlab.circuits.attention_weighted_average`). The lab's checks
-live in :mod:`lmlab.check.interpretability`.
+The head is the package's one attention in the book's notation, :func:`lmlab.circuits.circuit_attention`, with the
+lab's conventions (scale 1, causal, one unbatched sequence). The lab's checks live in
+:mod:`lmlab.check.interpretability`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 from lmlab.core.checks import check_float, check_tensor
-from lmlab.inside.circuits import attention_pattern, attention_scores, attention_weighted_average
+from lmlab.inside.circuits import circuit_attention
 
 __all__ = [
     "D_EMBED",
@@ -82,7 +82,7 @@ DTYPE = torch.float32
 
 # ------------------------------------------------------------------------------------------------ one head
 def attention_head(X: Tensor, W_QK: Tensor, W_OV: Tensor) -> tuple[Tensor, Tensor]:
-    """One causal attention head with pre-multiplied circuits, in the book's notation.
+    """One causal attention head with pre-multiplied circuits, in the book's notation (scale 1).
 
     ``S = X^T W_QK X`` (``S_ij = x_i^T W_QK x_j``, no ``1/sqrt(d)`` scaling); keys ``j > i`` are masked;
     ``A = softmax(S)`` along each row (row ``i``: destination ``i``'s weights over sources, summing to 1);
@@ -117,9 +117,7 @@ def attention_head(X: Tensor, W_QK: Tensor, W_OV: Tensor) -> tuple[Tensor, Tenso
             raise TypeError(
                 f"{name} ({W.dtype}, {W.device}) must have the dtype and device of X ({X.dtype}, {X.device})"
             )
-    A = attention_pattern(attention_scores(W_QK, X), causal=True)
-    out = W_OV @ attention_weighted_average(X, A)
-    return out, A
+    return circuit_attention(X, W_QK, W_OV, scale=1.0, causal=True)  # the lab's convention: no 1/sqrt(d)
 
 
 # ------------------------------------------------------------------------------------------------ the embedding

@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from lmlab.core.checks import check_float, check_int
+
 COLUMN_WIDTH = 6.4
 """Width of the book's text column in inches at the style's resolution: a figure this wide is shown at 100 %."""
 
@@ -166,23 +168,44 @@ def _plain(value: float, _pos: Any = None) -> str:
     return f"$10^{{{e}}}$" if abs(mant - 1) < 1e-6 else f"${mant:g}\\times10^{{{e}}}$"
 
 
-def log_ticks(ax: plt.Axes, axis: str = "y") -> None:
+def log_ticks(ax: plt.Axes, axis: str = "y", *, subs: Sequence[float] | None = None, sig: int | None = None) -> None:
     """Label a logarithmic axis so that it always shows at least two labelled ticks.
 
     Over several decades the ticks are the powers of ten; over less than about two decades they are 1, 2 and 5
     times the powers of ten, so a narrow range is not left with a single labelled tick. Call it after the data are
     drawn (it reads the axis limits).
+
+    Args:
+        ax: the axes.
+        axis: ``"x"`` or ``"y"``.
+        subs: the multiples of each power of ten to label (e.g. ``(1, 3)``), instead of the choice above.
+        sig: label each tick as prose writes it, :func:`lmlab.presentation.report.fmt` with ``sig`` significant
+            digits (``3×10⁶``); by default short numbers are written plainly and large or small ones as ``10^n``.
+
+    Raises:
+        ValueError: ``axis`` is not ``"x"``/``"y"``, the axis has non-positive limits, a multiple in ``subs`` is not
+            in ``[1, 10)``, or ``sig`` is not an int >= 1.
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    if sig is not None:
+        sig = check_int("sig", sig, 1)
+    if subs is not None:
+        subs = tuple(check_float(f"subs[{i}]", m, 1.0, high=9.999) for i, m in enumerate(subs))
+        if not subs:
+            raise ValueError("subs must hold at least one multiple, got none")
     a = getattr(ax, f"{axis}axis")
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     if lo <= 0 or hi <= 0:
         raise ValueError(f"the {axis} axis is not logarithmic with positive limits ({lo}, {hi})")
-    decades = math.log10(hi / lo)
-    subs: tuple[float, ...] = (
-        (1.0,) if decades >= 2.5 else (1.0, 2.0, 5.0) if decades >= 0.7 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
-    )
+    if subs is None:
+        decades = math.log10(hi / lo)
+        subs = (1.0,) if decades >= 2.5 else (1.0, 2.0, 5.0) if decades >= 0.7 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
     a.set_major_locator(LogLocator(base=10, subs=subs))
-    a.set_major_formatter(FuncFormatter(_plain))
+    if sig is None:
+        a.set_major_formatter(FuncFormatter(_plain))
+    else:
+        from lmlab.presentation.report import fmt
+
+        a.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v, sig=sig) if v > 0 else ""))
     a.set_minor_formatter(NullFormatter())

@@ -1,14 +1,19 @@
-"""Presenting results in a chapter: glued values, numbers formatted for prose, and small tables.
+"""Presenting results in a chapter: glued values, numbers and verdicts worded for prose, and small tables.
 
-One home for what every chapter needs between a computation and the page:
+One home for what every chapter needs between a computation and the page (a chapter defines none of these itself;
+``tests/test_book.py`` rejects a chapter-local copy):
 
 * :func:`glue` and :func:`glue_all` store values for the prose (``{glue:text}`key` `` in MyST). They write the same
   output that myst-nb's ``glue`` writes, without importing myst-nb, so a chapter also runs where myst-nb is not
   installed (Colab); there a value glued with ``display=False`` is simply not shown.
 * :func:`fmt` formats a number or a pint quantity for prose and tables (``66 200``, ``5×10⁻⁷``, ``200 TB``);
   :func:`fmt_error` formats an error or a difference (``exactly 0`` or ``5×10⁻⁷``).
-* :class:`Text` is a string that ``{glue:text}`` shows verbatim; :class:`Table` and :class:`Comparison` are
-  tables for notebook output that fit the book's column.
+* :func:`percent` (``97.2%``) and :func:`points` (``3 points``) format fractions; :func:`spread`
+  (``97.2% (96.1%–97.5%)``) and :func:`value_range` (``0.41–0.47``) show values over seeds; :func:`verdict` and
+  :func:`separated` decide whether two sets of runs differ beyond their spread or tie; :func:`say` words it.
+* :class:`Text` is a string that ``{glue:text}`` shows verbatim; :class:`Table` (HTML or Markdown) and
+  :class:`Comparison` are tables for notebook output that fit the book's column (defined in
+  :mod:`lmlab.presentation.tables`, re-exported here).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+from lmlab.core.checks import check_float, check_int
 
 __all__ = [
     "GLUE_PREFIX",
@@ -28,13 +34,28 @@ __all__ = [
     "glue_all",
     "fmt",
     "fmt_error",
+    "percent",
+    "points",
+    "spread",
+    "value_range",
+    "verdict",
+    "separated",
+    "say",
     "Text",
-    "Table",
-    "Comparison",
-    "ComparisonRow",
-    "markdown_table",
-    "sig_figs",
 ]
+
+_TABLES = ("Table", "Comparison", "ComparisonRow", "markdown_table", "sig_figs")
+__all__ += list(_TABLES)  # defined in lmlab.presentation.tables
+
+
+def __getattr__(name: str) -> Any:
+    """The tables live in :mod:`lmlab.presentation.tables` (imported on first use: it imports this module)."""
+    if name in _TABLES:
+        from lmlab.presentation import tables
+
+        return getattr(tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 GLUE_PREFIX = "application/papermill.record/"
 """The MIME prefix under which myst-nb (and papermill's scrapbook) finds values glued with ``display=False``."""
@@ -211,246 +232,151 @@ class Text:
         p.text(self.text)
 
 
-_NUMBER = re.compile(r"^\s*([-+]?(?:\d[\d,]*)?\.?\d*(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+def _real(name: str, value: Any) -> float:
+    """``value`` (a number, or a 0-d tensor or array) as a finite float; the error names ``name``."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, (int, float)):
+        value = value.item()
+    return check_float(name, value, -math.inf)
 
 
-def sig_figs(number: str) -> int:
-    """Significant digits of a number as written: ``"1.70"`` -> 3, ``"90,000"`` -> 1, ``"1e30"`` -> 1.
-
-    Trailing zeros of a whole number without a decimal point are taken as not significant.
-    """
-    mant = number.replace(",", "").lstrip("+-").lower().split("e")[0]
-    digits = mant.replace(".", "").lstrip("0")
-    if "." not in mant:
-        digits = digits.rstrip("0")
-    return max(len(digits), 1)
-
-
-@dataclass
-class ComparisonRow:
-    """One line of a :class:`Comparison`: our value against the value the homework's solution states."""
-
-    key: str
-    quantity: str
-    ours: Any
-    stated_text: str | None
-    stated: Any
-    chain: Any
-    tolerance: float | str
-    note: str
-    status: str = ""
-    ratio: float = float("nan")
-    stated_sig: int = 3
-
-    @property
-    def stated_display(self) -> str:
-        """The stated value formatted like ours, to the number of digits the homework wrote (``—`` if none)."""
-        return "—" if self.stated is None else fmt(self.stated, sig=self.stated_sig)
-
-    @property
-    def verdict(self) -> str:
-        """A short verdict: ``agrees``, ``same order`` (of magnitude), ``carried`` (reproduced from the homework's
-        own earlier, rounded or mistaken, figure), ``slip`` (does not follow from its inputs), or ``—`` when
-        nothing is stated. Each but ``agrees`` and ``—`` ends with ``×r``, ``r`` = ours ÷ stated."""
-        r = f"×{self.ratio:.3g}" if abs(self.ratio - 1) < 0.1 else f"×{self.ratio:.2g}"  # never a bare "×1"
-        return {
-            "agrees": "✓ agrees",
-            "oom": f"✓ same order, {r}",
-            "carried": f"↳ carried, {r}",
-            "slip": f"✗ slip, {r}",
-            "none": "—",
-        }[self.status]
+def _reals(name: str, values: Any) -> np.ndarray:
+    """A non-empty sequence of finite numbers (a list, an array or a tensor; a single number is a sequence of one)
+    as a 1-d float64 array."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (int, float, np.integer, np.floating)) and not isinstance(values, bool):
+        values = [values]
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Iterable, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    v = [_real(f"{name}[{i}]", x) for i, x in enumerate(np.asarray(values, dtype=object).ravel())]
+    if not v:
+        raise ValueError(f"{name} must hold at least one value, got none")
+    return np.asarray(v, dtype=float)
 
 
-class Comparison:
-    """A small table: quantity | ours (computed) | the homework's solution states | verdict.
-
-    The homework's stated values are typed only here, as strings such as ``"1e30 FLOP"``. The verdict is computed:
-    ``agrees`` when ours is within half a unit of the stated value's last significant digit (at least 1%),
-    ``carried`` when a ``chain`` value recomputed from the homework's own earlier figures (rounded, or themselves
-    mistaken) reproduces the stated value, ``slip`` otherwise. ``tolerance="oom"`` asks only for the same order of
-    magnitude (a factor below sqrt(10)); a float sets the relative tolerance explicitly.
-    """
-
-    def __init__(self, title: str = "") -> None:
-        self.title = title
-        self.rows: list[ComparisonRow] = []
-
-    def add(
-        self,
-        key: str,
-        quantity: str,
-        ours: Any,
-        stated: str | None,
-        *,
-        chain: Any = None,
-        tolerance: float | str | None = None,
-        note: str = "",
-    ) -> ComparisonRow:
-        """Add a row and compute its verdict; returns the row. ``ours`` is a quantity or a float."""
-        if any(r.key == key for r in self.rows):
-            raise ValueError(f"key {key!r} is already in this table")
-        from lmlab.presentation.units import Q_
-
-        parsed: Any = None
-        tol: float | str = 0.0
-        if stated is not None:
-            m = _NUMBER.match(stated)
-            if not m or not m.group(1):
-                raise ValueError(f"stated must start with a number, got {stated!r}")
-            number, unit = m.group(1), m.group(2)
-            value = float(number.replace(",", ""))
-            parsed = Q_(value, unit) if unit else Q_(value, "dimensionless")
-            if tolerance is None:
-                mant = number.replace(",", "").lower().split("e")
-                exp10 = int(mant[1]) if len(mant) > 1 else 0
-                base = float(mant[0])
-                # half a unit in the last significant place, relative to the value
-                lead = math.floor(math.log10(abs(base))) if base else 0
-                ulp = 10 ** (lead - sig_figs(number) + 1 + exp10)
-                tol = max(0.5 * ulp / abs(value), 0.01)
-            else:
-                tol = tolerance
-        row = ComparisonRow(key, quantity, ours, stated, parsed, chain, tol, note)
-        if stated is not None:
-            row.stated_sig = max(sig_figs(number), 1)
-        if parsed is None:
-            row.status = "none"
-        else:
-            ours_q = ours if _is_quantity(ours) else Q_(float(ours), "dimensionless")
-            ratio = float((ours_q / parsed).to("dimensionless").magnitude)
-            row.ratio = ratio
-
-            def close(r: float) -> bool:
-                if tol == "oom":
-                    return abs(math.log10(r)) < 0.5
-                return abs(r - 1) <= float(tol)
-
-            if close(ratio):
-                row.status = "oom" if tol == "oom" else "agrees"
-            elif chain is not None:
-                chain_q = chain if _is_quantity(chain) else Q_(float(chain), "dimensionless")
-                c_ratio = float((chain_q / parsed).to("dimensionless").magnitude)
-                chain_tol = 0.01 if tol == "oom" else float(tol)
-                row.status = "carried" if abs(c_ratio - 1) <= chain_tol else "slip"
-            else:
-                row.status = "slip"
-        self.rows.append(row)
-        return row
-
-    def __getitem__(self, key: str) -> ComparisonRow:
-        for r in self.rows:
-            if r.key == key:
-                return r
-        raise KeyError(key)
-
-    def count(self, status: str) -> int:
-        """How many rows have this status (``agrees``, ``oom``, ``carried``, ``slip``, ``none``)."""
-        return sum(r.status == status for r in self.rows)
-
-    def _cells(self, r: ComparisonRow) -> tuple[str, str, str, str]:
-        if r.stated is not None and _is_quantity(r.ours):
-            ours = fmt(r.ours.to(r.stated.units))  # in the homework's unit, so the two columns compare at a glance
-        else:
-            ours = fmt(r.ours)
-        verdict = r.verdict + (f"; {r.note}" if r.note else "")
-        return r.quantity, ours, r.stated_display, verdict
-
-    def __repr__(self) -> str:
-        head = ("quantity", "ours", "homework", "verdict")
-        lines = [" | ".join(head)] + [" | ".join(self._cells(r)) for r in self.rows]
-        return (self.title + "\n" if self.title else "") + "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        head = ("quantity", "ours", "homework", "verdict")
-        rows = [self._cells(r) for r in self.rows]
-        nowrap = [[False, True, True, False] for _ in rows]  # numbers never break inside
-        return _html_table(head, rows, self.title, "lmlab-comparison", nowrap)
-
-
-class Table:
-    """A plain table for notebook output (HTML, with a text fallback).
+def percent(fraction: Any, digits: int = 1) -> Text:
+    """A fraction as a percentage for prose and tables: ``percent(0.9721)`` is ``97.2%`` (``digits`` decimals).
 
     Args:
-        headers: column titles.
-        rows: one sequence of cells per row; quantities and floats are formatted with :func:`fmt` (``sig`` digits),
-            strings are shown as they are.
-        title: an optional caption.
+        fraction: a number (or 0-d tensor/array), ``1.0`` for 100%.
+        digits: decimals after the point (>= 0).
+
+    Raises:
+        TypeError, ValueError: ``fraction`` is not a finite number, or ``digits`` is not an int >= 0.
     """
-
-    def __init__(self, headers: list[str], rows: list[list[Any]], title: str = "", sig: int = 3) -> None:
-        if any(len(r) != len(headers) for r in rows):
-            raise ValueError(f"every row must have len(headers) = {len(headers)} cells")
-        self.headers = list(headers)
-        self.title = title
-        self.cells = [[c if isinstance(c, str) else fmt(c, sig=sig) for c in r] for r in rows]
-        self._numeric = [[not isinstance(c, str) for c in r] for r in rows]
-
-    def __repr__(self) -> str:
-        lines = [" | ".join(self.headers)] + [" | ".join(r) for r in self.cells]
-        return (self.title + "\n" if self.title else "") + "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return _html_table(self.headers, self.cells, self.title, "lmlab-table", self._numeric)
+    x = _real("fraction", fraction)
+    digits = check_int("digits", digits, 0, 6)
+    return Text(f"{x:.{digits}%}")
 
 
-_TEXT = "color: var(--pst-color-text-base, inherit)"
-_CELL = (
-    f"{_TEXT}; background: transparent; text-align: left; vertical-align: top; padding: 0.3em 0.8em 0.3em 0;"
-    " border: none; border-bottom: 1px solid var(--pst-color-border, rgba(128, 128, 128, 0.4));"
-    " white-space: normal; line-height: 1.35"
-)
-
-
-def _html_table(
-    headers: list[str] | tuple[str, ...], rows: list[Any], title: str, cls: str, nowrap: list[list[bool]]
-) -> str:
-    """The chapters' one HTML table: theme colours (readable in light and dark mode), no background slab, room
-    between the columns, the caption above in the text colour, and numbers that do not break inside.
-
-    The class ``dataframe`` matters: in dark mode the pydata theme paints every HTML output on a light slab except
-    a ``table.dataframe`` (pandas' class), which it styles with the theme's own table colours instead.
-    """
-    import html
-
-    def cell(tag: str, text: str, extra: str = "") -> str:
-        return f"<{tag} style='{_CELL}{extra}'>{html.escape(text)}</{tag}>"
-
-    head = "".join(cell("th", h, "; font-weight: 600") for h in headers)
-    body = "".join(
-        "<tr style='background: transparent'>"
-        + "".join(cell("td", c, "; white-space: nowrap" if keep else "") for c, keep in zip(r, keep_row))
-        + "</tr>"
-        for r, keep_row in zip(rows, nowrap)
-    )
-    cap = (
-        f"<caption style='{_TEXT}; caption-side: top; text-align: left; font-weight: 600; padding: 0 0 0.3em 0'>"
-        f"{html.escape(title)}</caption>"
-        if title
-        else ""
-    )
-    style = (
-        f"{_TEXT}; background: transparent; border: none; border-collapse: collapse; margin: 0.5em 0 1em 0;"
-        " font-size: 0.9em"
-    )
-    head_row = f"<tr style='background: transparent'>{head}</tr>"
-    return f"<table class='dataframe {cls}' style='{style}'>{cap}<thead>{head_row}</thead><tbody>{body}</tbody></table>"
-
-
-def markdown_table(
-    rows: Sequence[dict[str, Any]], columns: dict[str, str], formats: dict[str, str] | None = None
-) -> str:
-    """A Markdown table of ``rows`` (dicts), one column per key of ``columns`` (key -> header).
+def points(fraction: Any, digits: int = 0) -> Text:
+    """A difference of two fractions in percentage points: ``points(0.031)`` is ``3 points``, ``1 point``.
 
     Args:
-        rows: the records, e.g. from :func:`lmlab.induction_eval.broken_variants`.
-        columns: which keys to show, in order, with their headers.
-        formats: optional format specs per key (e.g. ``{"loss_first": ".3f"}``); others use ``str``.
+        fraction: the difference as a fraction (``0.01`` is one point); its sign is kept.
+        digits: decimals after the point (>= 0).
     """
-    formats = formats or {}
-    head = "| " + " | ".join(columns.values()) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = [
-        "| " + " | ".join(format(r[k], formats[k]) if k in formats else str(r[k]) for k in columns) + " |" for r in rows
-    ]
-    return "\n".join([head, rule, *body])
+    x = _real("fraction", fraction)
+    digits = check_int("digits", digits, 0, 6)
+    text = f"{100 * x:.{digits}f}"
+    return Text(f"{text} point" + ("" if text in ("1", "-1") else "s"))
+
+
+def _one(x: float, sig: int, percent_digits: int | None) -> str:
+    return fmt(x, sig=sig) if percent_digits is None else percent(x, percent_digits).text
+
+
+def _checked(
+    values: Any, sig: int, percent_digits: int | None, scale: float, unit: str
+) -> tuple[np.ndarray, int, int | None, str]:
+    v = _reals("values", values) * check_float("scale", scale, 0.0, strict=True)
+    sig = check_int("sig", sig, 1)
+    if not isinstance(unit, str):
+        raise TypeError(f"unit must be a str, got {type(unit).__name__}")
+    if percent_digits is not None:
+        percent_digits = check_int("percent_digits", percent_digits, 0, 6)
+        if unit:
+            raise ValueError(f"give percent_digits or unit, not both (unit={unit!r})")
+    return v, sig, percent_digits, f" {unit}" if unit else ""
+
+
+def spread(values: Any, *, sig: int = 3, percent_digits: int | None = None, scale: float = 1.0, unit: str = "") -> Text:
+    """The mean and the range of ``values`` (one per seed or draw): ``0.412 (0.405–0.420)``.
+
+    With ``percent_digits`` the values are fractions shown as percentages with that many decimals,
+    ``97.2% (96.1%–97.5%)``; with ``unit`` the unit follows the mean and the range, ``57 % (50–63 %)``. When
+    every value is the same, only the mean is shown.
+
+    Args:
+        values: a non-empty sequence of finite numbers (list, array or tensor), or one number.
+        sig: significant digits of each number (:func:`fmt`), when ``percent_digits`` is ``None``.
+        percent_digits: show percentages with this many decimals instead.
+        scale: multiply every value by this (> 0) first, e.g. ``100`` to show fractions in ``unit="%"``.
+        unit: the unit written after the numbers (not with ``percent_digits``).
+    """
+    v, sig, percent_digits, unit = _checked(values, sig, percent_digits, scale, unit)
+    mean = _one(float(v.mean()), sig, percent_digits) + unit
+    if v.min() == v.max():
+        return Text(mean)
+    return Text(
+        f"{mean} ({_one(float(v.min()), sig, percent_digits)}–{_one(float(v.max()), sig, percent_digits)}{unit})"
+    )
+
+
+def value_range(
+    values: Any, *, sig: int = 3, percent_digits: int | None = None, scale: float = 1.0, unit: str = ""
+) -> Text:
+    """The lowest and the highest of ``values``, joined by an en dash: ``0.405–0.420``, ``97.2%–98.1%``,
+    ``50–63 %``.
+
+    Args:
+        values: a non-empty sequence of finite numbers; ``value_range([lo, hi])`` shows a given range.
+        sig, percent_digits, scale, unit: as in :func:`spread`.
+    """
+    v, sig, percent_digits, unit = _checked(values, sig, percent_digits, scale, unit)
+    return Text(f"{_one(float(v.min()), sig, percent_digits)}–{_one(float(v.max()), sig, percent_digits)}{unit}")
+
+
+def verdict(a: Any, b: Any, *, margin: float = 0.0) -> int:
+    """Does ``a`` beat ``b`` over seeds? ``+1`` (higher), ``-1`` (lower) or ``0``, a tie.
+
+    The means must differ by more than the range of either (the spread over seeds) and by more than ``margin``;
+    a difference inside the spread is a tie. A single value has range 0.
+
+    Args:
+        a, b: the values of two methods over seeds (non-empty sequences of finite numbers, or one number; higher
+            is better).
+        margin: the smallest difference of means that counts (>= 0), e.g. ``0.01`` for one point of accuracy.
+    """
+    va, vb = _reals("a", a), _reals("b", b)
+    margin = check_float("margin", margin, 0.0)
+    gap = float(va.mean() - vb.mean())
+    return int(np.sign(gap)) if abs(gap) > max(float(np.ptp(va)), float(np.ptp(vb)), margin) else 0
+
+
+def separated(a: Any, b: Any) -> int:
+    """Do the runs of ``a`` and ``b`` separate? ``+1``: every run of ``a`` is above every run of ``b``; ``-1``:
+    every one below; ``0``: the ranges overlap (a tie).
+
+    Args:
+        a, b: the values of two methods over seeds (non-empty sequences of finite numbers, or one number).
+    """
+    va, vb = _reals("a", a), _reals("b", b)
+    if va.min() > vb.max():
+        return 1
+    if va.max() < vb.min():
+        return -1
+    return 0
+
+
+def say(outcome: int, *, above: str, tie: str, below: str) -> Text:
+    """Word a verdict (:func:`verdict` or :func:`separated`): ``above`` for ``+1``, ``tie`` for 0, ``below`` for -1.
+
+    Raises:
+        ValueError: ``outcome`` is not -1, 0 or 1.
+    """
+    outcome = check_int("outcome", outcome, -1, 1)
+    for name, text in (("above", above), ("tie", tie), ("below", below)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    return Text({1: above, 0: tie, -1: below}[outcome])

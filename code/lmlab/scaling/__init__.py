@@ -9,7 +9,7 @@ short name (``lmlab.chinchilla``).
 
 from lmlab import _lazy_modules
 
-_MODULES = ("chinchilla", "fermi", "minibatch_sgd", "regression", "sweep", "sweepplot", "uncertainty")
+_MODULES = ("chinchilla", "fermi", "laws", "minibatch_sgd", "regression", "sweep", "sweepplot", "uncertainty")
 
 __all__ = list(_MODULES)
 __getattr__ = _lazy_modules(__name__, _MODULES)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from lmlab.core.checks import check_float, check_int, check_tensor
+from lmlab.core.optim import adam_settings, adam_state, adam_step, cosine_schedule
 from lmlab.core.runtime import generator
 from lmlab.scaling.regression import derive_seed
 
@@ -40,7 +41,6 @@ __all__ = [
     "heldout_mse",
     "sweep_linear",
     "sweep_mlp",
-    "schedule",
     "linear_recursion",
 ]
 
@@ -251,14 +251,6 @@ def sweep_linear(
     return Grid(np.stack(mse), np.stack(div), initial.numpy(), Bs, lr_arr, ss, "sgd")
 
 
-def schedule(step: int, steps: int, warmup: int) -> float:
-    """The learning-rate factor of ``step`` (0-based): linear warm-up over ``warmup`` steps, then cosine decay
-    to 0 at ``steps``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
-
-
 def sweep_mlp(
     data: Dataset,
     batch_sizes: Sequence[int],
@@ -280,7 +272,8 @@ def sweep_mlp(
 
     Start: ``W1, W2`` entries ``N(0, 1/fan_in)``, biases 0, then the minibatch indices, from ``generator(seed)``.
     ``optimizer="sgd"``: plain SGD at a constant learning rate. ``"adam"``: AdamW (``betas``, decoupled
-    ``weight_decay``), the learning rate times :func:`schedule` (``warmup`` steps up, cosine decay). Gradients are
+    ``weight_decay``; :func:`lmlab.core.optim.adam_step`), the learning rate times
+    :func:`lmlab.core.optim.cosine_schedule` (``warmup`` steps up, cosine decay). Gradients are
     written by hand (each run's own: the runs do not interact). Returns a :class:`Grid` of final test MSEs.
     """
     Bs, lr_arr, ss, steps = _grid_args(batch_sizes, lrs, seeds, steps)
@@ -288,8 +281,7 @@ def sweep_mlp(
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     hidden = check_int("hidden", hidden, 1)
     warmup = check_int("warmup", warmup, 0, steps)
-    b1, b2 = (check_float("betas", b, 0.0, high=0.999999) for b in betas)
-    weight_decay = check_float("weight_decay", weight_decay, 0.0)
+    betas, eps, weight_decay = adam_settings(betas, eps, weight_decay)
     X, Y = (t.to(dtype) for t in _check_xy(data.X, data.Y))
     Xt, Yt = (t.to(dtype) for t in _check_xy(data.X_test, data.Y_test))
     n, d = X.shape
@@ -312,8 +304,7 @@ def sweep_mlp(
         W2 = torch.stack([w for _, w in start]).to(dtype).expand(L, -1, -1, -1).clone()  # (L, S, H, d)
         c2 = torch.zeros(L, S, 1, d, dtype=dtype)
         params = [W1, W2, c2]
-        m1 = [torch.zeros_like(p) for p in params]
-        m2 = [torch.zeros_like(p) for p in params]
+        state = adam_state(params)  # AdamW's running means (used by optimizer="adam" only)
         initial = _mlp_mse(params, Xt, Yt)[0]  # (S,): every learning rate starts alike
         alive = torch.arange(L)  # rows of the grid still computed: a row whose every seed overflowed is dropped
         ones = torch.ones(S, B, 1, dtype=dtype)
@@ -326,7 +317,8 @@ def sweep_mlp(
                 keep = torch.isfinite(R).all(-1).all(-1).any(-1)  # (rows,)
                 if not keep.all():
                     alive, Z, A, R = alive[keep], Z[keep], A[keep], R[keep]
-                    params, m1, m2 = ([p[keep] for p in ps] for ps in (params, m1, m2))
+                    params = [p[keep] for p in params]
+                    state = [(m[keep], v[keep]) for m, v in state]
                     W1, W2, c2 = params
             dZ = torch.ops.aten.threshold_backward(R @ W2.transpose(-1, -2), Z, 0)  # relu's backward, one pass
             grads = [Xb.transpose(-1, -2) @ dZ, A.transpose(-1, -2) @ R, R.sum(2, keepdim=True)]
@@ -335,13 +327,8 @@ def sweep_mlp(
                 for p, gr in zip(params, grads):
                     p -= rate * gr
                 continue
-            eta = rate * schedule(t, steps, warmup)
-            for p, gr, u, v in zip(params, grads, m1, m2):
-                p.mul_(1 - eta * weight_decay)
-                u.mul_(b1).add_(gr, alpha=1 - b1)
-                v.mul_(b2).addcmul_(gr, gr, value=1 - b2)
-                u_hat, v_hat = u / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))
-                p -= eta * u_hat / (v_hat.sqrt() + eps)
+            eta = rate * cosine_schedule(t, steps, warmup)  # (rows, 1, 1, 1): one rate per learning rate
+            adam_step(params, grads, state, eta, t + 1, betas=betas, eps=eps, weight_decay=weight_decay)
         final = torch.full((L, S), math.inf, dtype=torch.float64)
         final[alive] = _mlp_mse(params, Xt, Yt)
         m, bad = _finish(final, initial, diverge_factor)

@@ -1,13 +1,13 @@
-"""Learning-rate x batch-size x seed sweeps, trained as batched computations, and the laws fitted to their optima.
+"""Learning-rate x batch-size x seed sweeps, trained as batched computations.
 
 :func:`sweep` trains every run of a grid at once. The parameters of the ``L x S`` runs (learning rates x seeds)
 that share a batch size are stacked along leading axes ``(L, S, ...)``; one batched forward pass, one backward
 pass written by hand (``loss_grad_grid`` of the models in :mod:`lmlab.regression`: the runs do not interact, so
 each run receives its own gradient, and the ``L`` runs of a seed share one matrix product with their batch) and one
-vectorised in-place update advance all of them by a step. The data of many steps is drawn at once. The Python loop
-runs over steps and over the ``K`` batch sizes (whose tensors differ in shape), never over the ``L x S x K`` runs.
-:func:`train_one` is the plain reference: one run, an ``nn.Module`` and ``torch.optim``, fed the very same data;
-the tests check that both agree.
+vectorised in-place update (SGD, or :func:`lmlab.core.optim.adam_step`) advance all of them by a step. The data of
+many steps is drawn at once. The Python loop runs over steps and over the ``K`` batch sizes (whose tensors differ
+in shape), never over the ``L x S x K`` runs. :func:`train_one` is the plain reference: one run, an ``nn.Module``
+and ``torch.optim``, fed the very same data; the tests check that both agree.
 
 Runs that diverge (a non-finite loss, or a loss above ``diverge_factor`` times the initial one) are marked: their
 records carry ``diverged=True`` and ``loss=nan``, their curves turn ``nan`` from then on, and :func:`summarize`
@@ -18,16 +18,16 @@ Three criteria can be read from every run: the final loss, the (first) steps to 
 *averaged over the run* (``avg_loss``, the area under the loss curve divided by the number of steps). The last
 rewards a fast descent like steps-to-target, but counts every step: a run that touches the target and climbs back
 gets no credit for the touch, and a run that never reaches the target still has a finite value.
-:func:`optima_over_seeds` finds the optimal learning rate of each batch size from the mean over all seeds and from
-disjoint groups of seeds, whose range is the spread a conclusion has to beat.
 
-Results are tidy: a list of records, one dict per run (see :class:`SweepResult`).
+Results are tidy: a list of records, one dict per run (see :class:`SweepResult`). Reading them (averages over seeds,
+the optimal learning rate of each batch size, the laws fitted to it) is :mod:`lmlab.scaling.laws`, whose names
+this module also offers (``lmlab.sweep.optima_over_seeds`` is ``lmlab.scaling.laws.optima_over_seeds``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +36,27 @@ import torch
 from torch import Tensor
 
 from lmlab.core.checks import check_float, check_int
+from lmlab.core.optim import adam_settings, adam_state, adam_step
 from lmlab.core.runtime import device as default_device
 from lmlab.core.runtime import generator as _seeded_generator
+from lmlab.scaling.laws import (
+    LawFit,
+    Optima,
+    fit_laws,
+    optima_over_seeds,
+    optimal_lrs,
+    sgd_linear_contraction,
+    sgd_linear_optimal_lr,
+    steps_to_target,
+    summarize,
+)
 from lmlab.scaling.regression import LinearModel, MLPModel, RegressionTask, derive_seed
 
 __all__ = [
     "SweepResult",
     "sweep",
     "train_one",
+    # from lmlab.scaling.laws
     "steps_to_target",
     "summarize",
     "optimal_lrs",
@@ -89,18 +102,6 @@ def _ints(name: str, values: Sequence[int], low: int) -> list[int]:
     if len(set(vals)) != len(vals):
         raise ValueError(f"{name} must not repeat values, got {vals}")
     return [int(v) for v in vals]
-
-
-def _adam_hparams(betas: Any, eps: Any) -> tuple[tuple[float, float], float]:
-    """``betas`` as two floats in [0, 1) and ``eps`` as a float > 0 (PyTorch's Adam accepts neither outside)."""
-    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair of floats (beta1, beta2) in [0, 1), got {betas!r}")
-    b1, b2 = betas
-    pair = (check_float("betas[0]", b1, 0.0), check_float("betas[1]", b2, 0.0))
-    for i, b in enumerate(pair):
-        if not b < 1:
-            raise ValueError(f"betas[{i}] must be a float in [0, 1), got {betas[i]!r}")
-    return pair, check_float("eps", eps, 0.0, strict=True)
 
 
 def _diverge_factor(value: Any) -> float:
@@ -303,7 +304,7 @@ def sweep(
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     eval_every, diverge_factor, n_test = _run_hparams(eval_every, diverge_factor, n_test)
-    betas, eps = _adam_hparams(betas, eps)
+    betas, eps, _ = adam_settings(betas, eps)
     if target is not None:
         target = check_float("target", target, 0.0, strict=True)
     if model.dim != task.dim:
@@ -325,7 +326,7 @@ def sweep(
             torch.stack([init[k] for init in inits]).to(dev, dtype).expand(L, S, *inits[0][k].shape).clone()
             for k in range(len(inits[0]))
         ]
-        state = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params] if optimizer == "adam" else []
+        state = adam_state(params) if optimizer == "adam" else []
         gens = [_generator(s, B) for s in seed_list]
         loss0 = _test_loss(task, model, params, teacher, test)
         # every loss a run meets, in order: (training loss of step t, population loss after step t), t = 1..T; a run
@@ -384,11 +385,6 @@ def _run_average(curve: np.ndarray) -> float:
     return float(np.mean(curve[1:])) if len(curve) > 1 else float(curve[0])
 
 
-def _expand(mask: Tensor, p: Tensor) -> Tensor:
-    """``mask (L, S)`` reshaped to broadcast against a parameter ``(L, S, *shape)``."""
-    return mask.reshape(*mask.shape, *([1] * (p.dim() - mask.dim())))
-
-
 def _update(
     params: list[Tensor],
     grads: list[Tensor],
@@ -399,19 +395,14 @@ def _update(
     betas: tuple[float, float],
     eps: float,
 ) -> None:
-    """One SGD or Adam step of every run, in place; ``lr`` has shape ``(L, 1)`` and broadcasts over seeds. Adam
-    follows ``torch.optim.Adam`` operation by operation (so the runs agree with it to rounding)."""
-    if optimizer == "sgd":
-        for p, g in zip(params, grads):
-            p.sub_(_expand(lr, p) * g)
+    """One SGD or Adam step of every run, in place; ``lr`` has shape ``(L, 1)`` and broadcasts over seeds. Adam is
+    :func:`lmlab.core.optim.adam_step` (``torch.optim.Adam`` operation by operation: the runs agree with it to
+    rounding)."""
+    if optimizer == "adam":
+        adam_step(params, grads, state, lr, t, betas=betas, eps=eps)
         return
-    b1, b2 = betas
-    step = lr / (1 - b1**t)
-    for p, g, (m, v) in zip(params, grads, state):
-        m.lerp_(g, 1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(eps)
-        p.sub_(_expand(step, p) * m / denom)
+    for p, g in zip(params, grads):
+        p.sub_(lr.reshape(*lr.shape, *([1] * (p.dim() - lr.dim()))) * g)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -449,7 +440,7 @@ def train_one(
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     eval_every, diverge_factor, n_test = _run_hparams(eval_every, diverge_factor, n_test)
-    betas, eps = _adam_hparams(betas, eps)
+    betas, eps, _ = adam_settings(betas, eps)
     dev = torch.device(device) if device is not None else default_device()
     teacher = task.teacher_params(dev, dtype)
     test = task.test_set(n_test, dev, dtype)
@@ -496,254 +487,3 @@ def train_one(
         "eval_steps": np.array(stamps),
         "curve": np.array(curve),
     }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading a sweep: steps to a target, averages over seeds, optima
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def steps_to_target(steps: np.ndarray, curve: np.ndarray, target: float) -> float:
-    """The first time ``curve`` (losses measured at ``steps``) reaches ``target``, interpolating ``log(loss)``
-    linearly between measurements; ``0.0`` if it starts there, ``inf`` if it never gets there."""
-    target = check_float("target", target, 0.0, strict=True)
-    c = np.asarray(curve, dtype=float)
-    s = np.asarray(steps, dtype=float)
-    hit = np.flatnonzero(np.nan_to_num(c, nan=np.inf) <= target)
-    if hit.size == 0:
-        return math.inf
-    k = int(hit[0])
-    if k == 0:
-        return 0.0
-    a, b = math.log(c[k - 1]), math.log(c[k])
-    frac = (a - math.log(target)) / (a - b)
-    return float(s[k - 1] + frac * (s[k] - s[k - 1]))
-
-
-def summarize(records: Sequence[dict[str, Any]], key: str = "loss") -> list[dict[str, Any]]:
-    """Average ``key`` over seeds for each (optimizer, batch size, learning rate), diverged runs left out.
-
-    Returns:
-        One dict per cell: ``optimizer, batch_size, lr, mean, lo, hi`` (the band: smallest and largest value over
-        the seeds that did not diverge), ``n`` (runs averaged), ``n_diverged``. ``mean`` is ``nan`` when every
-        seed diverged; it is ``inf`` when a seed never reached the target (``key="steps_to_target"``).
-    """
-    if not records:
-        raise ValueError("records must not be empty")
-    if key not in records[0]:
-        raise ValueError(f"key must be a field of the records ({sorted(records[0])}), got {key!r}")
-    cells: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
-    for r in records:
-        cells.setdefault((r["optimizer"], r["batch_size"], r["lr"]), []).append(r)
-    rows = []
-    for (opt, B, lr), rs in sorted(cells.items()):
-        vals = np.array([r[key] for r in rs if not r["diverged"]], dtype=float)
-        n_div = sum(r["diverged"] for r in rs)
-        ok = vals.size > 0
-        rows.append(
-            {
-                "optimizer": opt,
-                "batch_size": B,
-                "lr": lr,
-                "mean": float(vals.mean()) if ok else math.nan,
-                "lo": float(vals.min()) if ok else math.nan,
-                "hi": float(vals.max()) if ok else math.nan,
-                "n": int(vals.size),
-                "n_diverged": int(n_div),
-            }
-        )
-    return rows
-
-
-def optimal_lrs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The learning rate that minimises the seed-averaged value, for each (optimizer, batch size).
-
-    Only learning rates at which no seed diverged and the mean is finite compete. The grid's best point is refined
-    by a parabola through it and its two neighbours in ``(log lr, log mean)``, kept within the neighbours.
-
-    Returns:
-        One dict per batch size: ``optimizer, batch_size, lr`` (refined), ``lr_grid`` (the grid's best), ``best``
-        (its mean), ``bracketed`` (False when the best sits at the edge of the competing learning rates).
-    """
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["optimizer"], r["batch_size"]), []).append(r)
-    out = []
-    for (opt, B), rs in sorted(groups.items()):
-        rs = sorted(rs, key=lambda r: r["lr"])
-        ok = [r["n_diverged"] == 0 and math.isfinite(r["mean"]) and r["mean"] > 0 for r in rs]
-        if not any(ok):
-            out.append(
-                {
-                    "optimizer": opt,
-                    "batch_size": B,
-                    "lr": math.nan,
-                    "lr_grid": math.nan,
-                    "best": math.nan,
-                    "bracketed": False,
-                }
-            )
-            continue
-        k = min((i for i in range(len(rs)) if ok[i]), key=lambda i: rs[i]["mean"])
-        lr = rs[k]["lr"]
-        bracketed = 0 < k < len(rs) - 1 and ok[k - 1] and ok[k + 1]
-        if bracketed:
-            x = np.log([rs[k - 1]["lr"], rs[k]["lr"], rs[k + 1]["lr"]])
-            y = np.log([rs[k - 1]["mean"], rs[k]["mean"], rs[k + 1]["mean"]])
-            a, b, _ = np.polyfit(x, y, 2)
-            if a > 0:
-                lr = float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
-        out.append(
-            {
-                "optimizer": opt,
-                "batch_size": B,
-                "lr": lr,
-                "lr_grid": rs[k]["lr"],
-                "best": rs[k]["mean"],
-                "bracketed": bool(bracketed),
-            }
-        )
-    return out
-
-
-@dataclass
-class Optima:
-    """Optimal learning rates of one optimizer, from all seeds and from disjoint groups of seeds.
-
-    Attributes:
-        batch_sizes: ``(K,)`` the batch sizes, ascending.
-        lr: ``(K,)`` the optimum of the mean over all seeds (:func:`optimal_lrs`).
-        groups: ``(G, K)`` the optimum of the mean over each group of seeds.
-        seed_groups: the ``G`` groups (lists of seeds).
-        best: the :func:`optimal_lrs` dicts of the mean over all seeds.
-        bracketed: whether every optimum, of all seeds and of every group, lies strictly inside the learning rates
-            that compete (so none is decided by the edge of the grid).
-    """
-
-    batch_sizes: np.ndarray
-    lr: np.ndarray
-    groups: np.ndarray
-    seed_groups: list[list[int]]
-    best: list[dict[str, Any]]
-    bracketed: bool
-
-    @property
-    def lo(self) -> np.ndarray:
-        """``(K,)`` the smallest optimum over the groups."""
-        return self.groups.min(0)
-
-    @property
-    def hi(self) -> np.ndarray:
-        """``(K,)`` the largest optimum over the groups."""
-        return self.groups.max(0)
-
-
-def optima_over_seeds(records: Sequence[dict[str, Any]], key: str = "avg_loss", n_groups: int = 4) -> Optima:
-    """The optimal learning rate of each batch size from the mean of ``key`` over all seeds, and again from each of
-    ``n_groups`` disjoint groups of seeds (seeds ``g, g + n_groups, ...`` of the sorted seeds): the spread over the
-    groups bounds how much the optimum moves with the draw (each group has fewer seeds than the whole, so the
-    spread of the all-seed optimum is smaller).
-
-    Raises:
-        ValueError: empty records, records of more than one optimizer, or ``n_groups`` not an int in
-            ``[1, number of seeds]``.
-    """
-    if not records:
-        raise ValueError("records must not be empty")
-    seeds = sorted({r["seed"] for r in records})
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or not 1 <= n_groups <= len(seeds):
-        raise ValueError(f"n_groups must be an int in [1, {len(seeds)}] (the number of seeds), got {n_groups!r}")
-    if len({r["optimizer"] for r in records}) != 1:
-        raise ValueError("records must hold the runs of one optimizer")
-    groups = [seeds[g::n_groups] for g in range(n_groups)]
-    best = optimal_lrs(summarize(records, key))
-    per_group = [optimal_lrs(summarize([r for r in records if r["seed"] in set(grp)], key)) for grp in groups]
-    bracketed = all(o["bracketed"] for o in best) and all(o["bracketed"] for b in per_group for o in b)
-    return Optima(
-        batch_sizes=np.array([o["batch_size"] for o in best], dtype=float),
-        lr=np.array([o["lr"] for o in best]),
-        groups=np.array([[o["lr"] for o in b] for b in per_group]),
-        seed_groups=groups,
-        best=best,
-        bracketed=bracketed,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Laws for the optimal learning rate, and the linear-regression theory
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LawFit:
-    """A law ``lr_opt(B)`` fitted by least squares on ``log10 lr``.
-
-    Attributes:
-        name: ``"linear"`` (``c B``), ``"sqrt"`` (``c sqrt(B)``), ``"power"`` (``c B^alpha``) or ``"saturating"``
-            (``eps_max / (1 + B_noise / B)``, McCandlish et al. 2018).
-        params: the fitted constants (``c``, ``alpha``, ``eps_max``, ``B_noise``).
-        residuals: ``log10(measured) - log10(law)`` at each batch size.
-        rms: root mean square of the residuals (decades).
-    """
-
-    name: str
-    params: dict[str, float]
-    residuals: np.ndarray
-    rms: float
-    law: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=lambda B: B)
-
-    def __call__(self, B: Any) -> np.ndarray:
-        return self.law(np.asarray(B, dtype=float))
-
-
-def fit_laws(batch_sizes: Sequence[float], lrs: Sequence[float]) -> dict[str, LawFit]:
-    """Fit the four laws of :class:`LawFit` to optimal learning rates ``lrs`` measured at ``batch_sizes``.
-
-    Raises:
-        ValueError: fewer than three points, mismatched lengths, or values that are not positive and finite.
-    """
-    B = np.asarray(batch_sizes, dtype=float)
-    y = np.asarray(lrs, dtype=float)
-    if B.shape != y.shape or B.ndim != 1 or B.size < 3:
-        raise ValueError(f"batch_sizes and lrs must be 1-D of equal length >= 3, got {B.shape} and {y.shape}")
-    if not (np.all(np.isfinite(B)) and np.all(B > 0) and np.all(np.isfinite(y)) and np.all(y > 0)):
-        raise ValueError("batch_sizes and lrs must be finite and > 0")
-    lB, ly = np.log10(B), np.log10(y)
-
-    def make(name: str, params: dict[str, float], law: Callable[[np.ndarray], np.ndarray]) -> LawFit:
-        res = ly - np.log10(law(B))
-        return LawFit(name, params, res, float(np.sqrt(np.mean(res**2))), law)
-
-    fits = {}
-    for name, alpha in (("linear", 1.0), ("sqrt", 0.5)):
-        c = 10 ** float(np.mean(ly - alpha * lB))
-        fits[name] = make(name, {"c": c}, lambda b, c=c, a=alpha: c * b**a)
-    alpha, logc = np.polyfit(lB, ly, 1)
-    fits["power"] = make("power", {"c": 10**logc, "alpha": float(alpha)}, lambda b: 10**logc * b**alpha)
-
-    from scipy.optimize import least_squares
-
-    def resid(theta: np.ndarray) -> np.ndarray:
-        return ly - (theta[0] - np.log10(1 + 10 ** theta[1] / B))
-
-    starts = [(ly.max(), lb) for lb in np.linspace(lB.min() - 1, lB.max() + 1, 9)]
-    best = min((least_squares(resid, np.array(s)) for s in starts), key=lambda r: r.cost)
-    eps_max, b_noise = 10 ** best.x[0], 10 ** best.x[1]
-    fits["saturating"] = make(
-        "saturating", {"eps_max": eps_max, "B_noise": b_noise}, lambda b: eps_max / (1 + b_noise / b)
-    )
-    return fits
-
-
-def sgd_linear_contraction(lr: Any, batch_size: Any, dim: int) -> Any:
-    """Expected factor by which one SGD step shrinks ``||w - w*||^2`` on noiseless linear regression with
-    ``x ~ N(0, I_dim)`` and the MSE loss: ``1 - 4 lr + 4 lr^2 (B + d + 1) / B`` (works on arrays)."""
-    check_int("dim", dim, 1)
-    return 1 - 4 * lr + 4 * lr**2 * (batch_size + dim + 1) / batch_size
-
-
-def sgd_linear_optimal_lr(batch_size: Any, dim: int) -> Any:
-    """The learning rate minimising :func:`sgd_linear_contraction`: ``B / (2 (B + d + 1))``, i.e.
-    ``eps_max / (1 + B_noise / B)`` with ``eps_max = 1/2`` and ``B_noise = d + 1``."""
-    check_int("dim", dim, 1)
-    return batch_size / (2 * (batch_size + dim + 1))

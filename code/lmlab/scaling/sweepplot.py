@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-from lmlab.scaling.sweep import LawFit
+from lmlab.scaling.laws import LawFit
 
 __all__ = ["batch_colors", "plot_lr_curves", "plot_laws"]
 
@@ -104,8 +104,8 @@ def plot_laws(
 ) -> None:
     """Measured optima against batch size on log-log axes with the fitted ``laws`` (and an optional exact
     ``theory(B)`` curve); on ``ax_res`` the residuals ``log10(measured / law)`` of each law. ``lo`` and ``hi``
-    (both or neither: the range of the optimum over groups of seeds, :class:`lmlab.sweep.Optima`) draw an error
-    bar through each measured optimum."""
+    (both or neither: the range of the optimum over groups of seeds, :class:`lmlab.scaling.laws.Optima`) draw an
+    error bar through each measured optimum."""
     if (lo is None) != (hi is None):
         raise ValueError("give both lo and hi (the range of each optimum), or neither")
     B = np.asarray(batch_sizes, dtype=float)

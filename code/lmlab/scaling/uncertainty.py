@@ -64,8 +64,18 @@ def _coverage(coverage: float) -> float:
     return float(coverage)
 
 
+def _reals(name: str, values: Any) -> np.ndarray:
+    """``values`` (a number, sequence or array of numbers) as a float array, else a TypeError naming it."""
+    if isinstance(values, (str, bytes)) or values is None:
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(values).__name__}")
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(values).__name__}") from None
+
+
 def _check_q(q: Any) -> np.ndarray:
-    arr = np.asarray(q, dtype=float)
+    arr = _reals("q", q)
     if not np.all((arr > 0) & (arr < 1)):
         raise ValueError(f"q must lie in (0, 1), got {q!r}")
     return arr
@@ -161,7 +171,7 @@ def interval(samples: Any, coverage: float = 0.9) -> Interval:
     """
     c = _coverage(coverage)
     unit = samples.units if _is_quantity(samples) else None
-    x = np.asarray(samples.magnitude if unit is not None else samples, dtype=float)
+    x = _reals("samples", samples.magnitude if unit is not None else samples)
     if x.ndim != 1 or x.size < 2:
         raise ValueError(f"samples must be a 1-D array of at least 2 values, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
@@ -176,11 +186,16 @@ def interval(samples: Any, coverage: float = 0.9) -> Interval:
 
 def percentile_of(samples: Any, value: Any) -> float:
     """The percentage of ``samples`` at or below ``value`` (where a point estimate sits in the distribution)."""
+    if _is_quantity(samples) != _is_quantity(value):
+        raise TypeError("samples and value must both be quantities or both be plain numbers")
     if _is_quantity(samples):
-        x = np.asarray(samples.magnitude, dtype=float)
-        v = float(value.to(samples.units).magnitude)
+        x = _reals("samples", samples.magnitude)
+        v = _reals("value", value.to(samples.units).magnitude)
     else:
-        x, v = np.asarray(samples, dtype=float), float(value)
+        x, v = _reals("samples", samples), _reals("value", value)
     if x.ndim != 1 or x.size < 1:
         raise ValueError(f"samples must be a non-empty 1-D array, got shape {x.shape}")
+    if v.ndim != 0 or not math.isfinite(float(v)):
+        raise ValueError(f"value must be one finite number, got {value!r}")
+    v = float(v)
     return float(100.0 * np.mean(x <= v))
